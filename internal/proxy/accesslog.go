@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/switchboard-proxy/switchboard/hangup"
+)
+
+// Access-log keys: one record per request (rule R8).
+const (
+	keyMethod      = "method"
+	keyHost        = "host"
+	keyPath        = "path"
+	keyProto       = "proto"
+	keyRoute       = "route"
+	keyStatus      = "status"
+	keyBytesIn     = "bytes_in"
+	keyBytesOut    = "bytes_out"
+	keyDuration    = "duration_ms"
+	keyUpstream    = "upstream"
+	keySide        = "side"
+	keyPhase       = "phase"
+	keyKind        = "kind"
+	keyAction      = "action"
+	keyAbortMS     = "abort_ms"
+	keyProxyStatus = "proxy_status"
+	keyError       = "error"
+	keyDetail      = "detail"
+	keyIgnored     = "ignored_abort"
+	keyRemote      = "remote"
+)
+
+// finish writes the request's one access-log record and metrics
+// observation. ServeHTTP defers it, so it also runs while an aborting panic
+// unwinds.
+func (ex *exchange) finish() {
+	if ex.status == 0 {
+		ex.status = 200
+	}
+	o := ex.outcome
+	if o.Side == hangup.Caller && ex.status < 400 && ex.status != 101 {
+		ex.status = hangup.StatusCallerGone
+	}
+	d := time.Since(ex.start)
+	route := "-"
+	if ex.route != nil {
+		route = ex.route.name
+	}
+	ex.h.metrics.Request(route, ex.status, o, d)
+	log := ex.h.log.Load()
+	level := slog.LevelInfo
+	if o.Side == hangup.Upstream || o.Side == hangup.Proxy {
+		level = slog.LevelWarn
+	}
+	if !log.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 24)
+	attrs = append(attrs,
+		slog.String(keyMethod, ex.r.Method),
+		slog.String(keyHost, ex.r.Host),
+		slog.String(keyPath, ex.r.URL.Path),
+		slog.String(keyProto, ex.r.Proto),
+		slog.String(keyRemote, ex.r.RemoteAddr),
+		slog.String(keyRoute, route),
+		slog.Int(keyStatus, ex.status),
+		slog.Int64(keyBytesIn, ex.bytesIn()),
+		slog.Int64(keyBytesOut, ex.bytesOut),
+		slog.Float64(keyDuration, ms(d)),
+	)
+	if ex.endpoint != nil {
+		attrs = append(attrs, slog.String(keyUpstream, ex.endpoint.Host))
+	}
+	attrs = append(attrs,
+		slog.String(keySide, o.Side.String()),
+		slog.String(keyPhase, o.Phase.String()),
+		slog.String(keyKind, o.Kind.String()),
+		slog.String(keyAction, o.Action.String()),
+	)
+	if o.Side == hangup.Caller && !ex.abortedAt.IsZero() && ex.propagation >= 0 && !ex.ignored {
+		attrs = append(attrs, slog.Float64(keyAbortMS, ms(ex.propagation)))
+	}
+	if ex.ignored || (o.Side == hangup.Caller && ex.route != nil && ex.route.ignoreAbort) {
+		attrs = append(attrs, slog.Bool(keyIgnored, true))
+	}
+	if ex.proxyError != "" {
+		attrs = append(attrs, slog.String(keyProxyStatus, ex.proxyError))
+	}
+	if o.Err != nil {
+		attrs = append(attrs, slog.String(keyError, o.Err.Error()))
+	}
+	if ex.detail != "" {
+		attrs = append(attrs, slog.String(keyDetail, ex.detail))
+	}
+	log.LogAttrs(context.Background(), level, "request", attrs...)
+}
+
+func (ex *exchange) bytesIn() int64 {
+	if ex.body != nil {
+		return ex.body.n.Load()
+	}
+	return 0
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,548 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-proxy/switchboard/hangup"
+	"github.com/switchboard-proxy/switchboard/internal/attempt"
+	"github.com/switchboard-proxy/switchboard/internal/metrics"
+	"github.com/switchboard-proxy/switchboard/internal/upstream"
+)
+
+// Handler is switchboard's request path as an http.Handler. It is safe for
+// concurrent use; its routing table can be swapped while it serves.
+type Handler struct {
+	table   atomic.Pointer[table]
+	log     atomic.Pointer[slog.Logger] // the access log
+	metrics *metrics.Metrics
+	tunnels tunnelSet
+}
+
+// newHandler returns a handler serving t.
+func newHandler(t *table, accessLog *slog.Logger, m *metrics.Metrics) *Handler {
+	h := &Handler{metrics: m}
+	h.table.Store(t)
+	h.log.Store(accessLog)
+	return h
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// ServeHTTP relays r to the upstream its route names.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ex := exchange{h: h, w: w, r: r, start: time.Now(), callerCtx: r.Context()}
+	defer ex.finish()
+	t := h.table.Load()
+	ex.route = t.match(r.Host, r.URL.Path)
+	if ex.route == nil {
+		ex.answerLocal(http.StatusNotFound, "no route matches this host and path")
+		return
+	}
+	inFlight := h.metrics.InFlight(ex.route.name)
+	inFlight.Inc()
+	defer inFlight.Dec()
+	if r.ContentLength > ex.route.maxBody {
+		ex.answerLocal(http.StatusRequestEntityTooLarge, "request body larger than this route allows")
+		return
+	}
+	if isUpgrade(r.Header) && r.ProtoMajor == 1 {
+		ex.serveUpgrade(t)
+		return
+	}
+	ex.serve(t)
+}
+
+// exchange is the state of one request. It is owned by the handler's
+// goroutine, except the fields documented otherwise.
+type exchange struct {
+	h         *Handler
+	w         http.ResponseWriter
+	r         *http.Request
+	route     *route
+	start     time.Time
+	callerCtx context.Context // the caller's request context: the abort signal
+
+	ctx       context.Context         // the upstream attempt's context
+	cancel    context.CancelCauseFunc // cancels ctx with a cause: a timeout, or the caller leaving
+	stopTotal context.CancelFunc      // releases the total timeout, nil if none
+	dial      upstream.DialControl
+	endpoint  *upstream.Endpoint
+	body      *callerBody
+	res       *http.Response
+
+	phase    atomic.Uint32 // hangup.Phase; written by httptrace hooks on transport goroutines
+	uconn    atomic.Pointer[upstream.Conn]
+	h2       atomic.Bool // the upstream connection speaks HTTP/2
+	headerMu sync.Mutex  // guards headerTimer and headerDone
+	header   *time.Timer
+	hdrDone  bool
+
+	wroteHeader bool
+	downDead    bool // the caller's socket ended: write nothing more
+	bytesOut    int64
+	status      int
+	outcome     hangup.Outcome
+	proxyError  string
+	detail      string
+	abortedAt   time.Time // when the caller hung up, if it did
+	propagation time.Duration
+	ignored     bool // the caller left, but the route let the upstream finish
+}
+
+func (ex *exchange) setPhase(p hangup.Phase) { ex.phase.Store(uint32(p)) }
+func (ex *exchange) getPhase() hangup.Phase  { return hangup.Phase(ex.phase.Load()) }
+
+// serve makes the upstream attempt and relays its response.
+func (ex *exchange) serve(t *table) {
+	ex.prepare()
+	defer ex.release()
+	out := ex.outRequest(t)
+	res, err := ex.route.pool.Transport.RoundTrip(out)
+	ex.stopHeaderTimer()
+	if err != nil {
+		ex.fail(err)
+		return
+	}
+	ex.res = res
+	defer res.Body.Close()
+	ex.relay(res)
+}
+
+// prepare derives the attempt's context from the caller's and arms the
+// total timeout.
+func (ex *exchange) prepare() {
+	ctx := ex.callerCtx
+	if ex.route.ignoreAbort {
+		// On purpose: the route wants the upstream to finish its work
+		// even when the caller leaves (ignore_client_abort).
+		ctx = context.WithoutCancel(ctx)
+	}
+	if d := ex.route.total; d > 0 {
+		ctx, ex.stopTotal = context.WithTimeoutCause(ctx, d, &hangup.TimeoutError{After: d})
+	}
+	ex.ctx, ex.cancel = context.WithCancelCause(ctx)
+	ex.dial = upstream.DialControl{Abort: ex.ctx, Timeout: ex.route.connect}
+	ex.setPhase(hangup.Connect)
+}
+
+// release frees the attempt's context.
+func (ex *exchange) release() {
+	ex.cancel(nil)
+	if ex.stopTotal != nil {
+		ex.stopTotal()
+	}
+}
+
+// outRequest builds the request to send upstream.
+func (ex *exchange) outRequest(t *table) *http.Request {
+	r := ex.r
+	ex.endpoint = ex.route.pool.Pick()
+	out := &http.Request{
+		Method: r.Method,
+		URL: &url.URL{
+			Scheme:   ex.endpoint.Scheme,
+			Host:     ex.endpoint.Host,
+			Path:     r.URL.Path,
+			RawPath:  r.URL.RawPath,
+			RawQuery: r.URL.RawQuery,
+		},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        make(http.Header, len(r.Header)+3),
+		ContentLength: r.ContentLength,
+		Host:          r.Host,
+	}
+	copyHeader(out.Header, r.Header)
+	delete(out.Header, "Expect") // our server already answered 100-continue
+	if headerHasToken(r.Header["Te"], "trailers") {
+		out.Header.Set("Te", "trailers")
+	}
+	forwarded(out.Header, r, t.trusted)
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		ex.body = &callerBody{rc: r.Body, limit: ex.route.maxBody}
+		out.Body = ex.body
+	}
+	if len(r.Trailer) > 0 {
+		out.Trailer = r.Trailer
+	}
+	ctx := upstream.WithDialControl(ex.ctx, &ex.dial)
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn:      ex.gotConn,
+		WroteRequest: ex.wroteRequest,
+	})
+	return out.WithContext(ctx)
+}
+
+// gotConn runs on a transport goroutine when a connection is assigned.
+func (ex *exchange) gotConn(info httptrace.GotConnInfo) {
+	if c := upstream.Unwrap(info.Conn); c != nil {
+		ex.uconn.Store(c)
+	}
+	ex.h2.Store(isH2Conn(info.Conn) || ex.route.h2Pool)
+	ex.setPhase(hangup.SendRequest)
+}
+
+// wroteRequest runs on a transport goroutine once the whole request went
+// out: from now on the response-header timeout runs.
+func (ex *exchange) wroteRequest(httptrace.WroteRequestInfo) {
+	ex.setPhase(hangup.AwaitHeaders)
+	d := ex.route.respHeader
+	if d <= 0 {
+		return
+	}
+	ex.headerMu.Lock()
+	defer ex.headerMu.Unlock()
+	if !ex.hdrDone {
+		ex.header = time.AfterFunc(d, func() {
+			ex.cancel(&hangup.TimeoutError{Phase: hangup.AwaitHeaders, After: d})
+		})
+	}
+}
+
+func (ex *exchange) stopHeaderTimer() {
+	ex.headerMu.Lock()
+	defer ex.headerMu.Unlock()
+	ex.hdrDone = true
+	if ex.header != nil {
+		ex.header.Stop()
+	}
+}
+
+// relay sends the upstream's response to the caller as it arrives.
+func (ex *exchange) relay(res *http.Response) {
+	ex.setPhase(hangup.StreamResponse)
+	hdr := ex.w.Header()
+	copyHeader(hdr, res.Header)
+	announceTrailers(hdr, res.Trailer)
+	ex.status = res.StatusCode
+	if ex.callerGone() {
+		if !ex.route.ignoreAbort {
+			ex.fail(context.Cause(ex.callerCtx))
+			return
+		}
+		ex.ignoreCaller(hangup.AwaitHeaders)
+	} else {
+		ex.w.WriteHeader(res.StatusCode)
+		ex.wroteHeader = true
+	}
+	if err := ex.copyBody(res); err != nil {
+		ex.fail(err)
+		return
+	}
+	copyTrailers(hdr, res.Trailer)
+	if ex.ignored {
+		ex.outcome.Action = hangup.OK
+	}
+}
+
+// ignoreCaller notes that the caller left in phase but the route lets the
+// upstream finish (ignore_client_abort): the response is read and dropped.
+func (ex *exchange) ignoreCaller(phase hangup.Phase) {
+	if ex.ignored {
+		return
+	}
+	ex.ignored = true
+	ex.downDead = true
+	ex.outcome = hangup.Outcome{Side: hangup.Caller, Phase: phase, Kind: ex.callerKind(nil), Action: hangup.OK}
+}
+
+// callerWriteError is a failed write to the caller: the caller's side
+// ended.
+type callerWriteError struct{ err error }
+
+func (e callerWriteError) Error() string { return "write to caller: " + e.err.Error() }
+func (e callerWriteError) Unwrap() error { return e.err }
+
+// copyBody copies the response body, flushing at once when the response
+// streams (no length, or server-sent events), and enforcing the idle-body
+// timeout. A nil return means the body arrived whole.
+func (ex *exchange) copyBody(res *http.Response) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	flush := res.ContentLength < 0 || isEventStream(res.Header)
+	rc := http.NewResponseController(ex.w)
+	var idle *time.Timer
+	if d := ex.route.idleBody; d > 0 {
+		idle = time.AfterFunc(d, func() {
+			ex.cancel(&hangup.TimeoutError{Phase: hangup.StreamResponse, After: d})
+		})
+		defer idle.Stop()
+	}
+	for {
+		n, rerr := res.Body.Read(buf)
+		if idle != nil {
+			idle.Reset(ex.route.idleBody)
+		}
+		if n > 0 {
+			if werr := ex.write(buf[:n]); werr != nil {
+				return callerWriteError{werr}
+			}
+			if flush && !ex.downDead {
+				if err := rc.Flush(); err != nil {
+					ex.downDead = true
+					return callerWriteError{err}
+				}
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// write writes p to the caller unless the caller's socket already ended, in
+// which case it counts a prevented write (rule R2) and returns an error; on
+// an ignore_client_abort route it drops p and lets the copy go on.
+func (ex *exchange) write(p []byte) error {
+	if ex.ignored {
+		return nil
+	}
+	if ex.downDead || ex.callerGone() {
+		ex.downDead = true
+		ex.h.metrics.PreventedWrite("response_body")
+		if ex.route.ignoreAbort {
+			ex.ignoreCaller(hangup.StreamResponse)
+			return nil
+		}
+		return errCallerGone
+	}
+	n, err := ex.w.Write(p)
+	ex.bytesOut += int64(n)
+	if err != nil {
+		ex.downDead = true
+		if ex.route.ignoreAbort {
+			ex.ignoreCaller(hangup.StreamResponse)
+			return nil
+		}
+	}
+	return err
+}
+
+var errCallerGone = errors.New("caller hung up")
+
+// callerGone reports whether the caller's side of the exchange has ended.
+func (ex *exchange) callerGone() bool { return ex.callerCtx.Err() != nil }
+
+func isEventStream(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	return len(ct) >= 17 && ct[:17] == "text/event-stream"
+}
+
+// announceTrailers declares the upstream's trailers before the header is
+// written, as HTTP/1.1 chunked encoding and HTTP/2 both need.
+func announceTrailers(h http.Header, tr http.Header) {
+	for k := range tr {
+		h.Add("Trailer", k)
+	}
+}
+
+func copyTrailers(h http.Header, tr http.Header) {
+	for k, vv := range tr {
+		if _, announced := h["Trailer"]; announced {
+			h[k] = vv
+		} else {
+			h[http.TrailerPrefix+k] = vv
+		}
+	}
+}
+
+// fail ends an exchange whose attempt failed with err: classify, decide,
+// abort what must be aborted, and answer if an answer can still be sent.
+func (ex *exchange) fail(err error) {
+	f := ex.classify(err)
+	d := attempt.Decide(f)
+	ex.outcome = hangup.Outcome{Side: f.Side, Phase: f.Phase, Kind: f.Kind, Action: d.Action, Err: f.Err}
+	ex.proxyError = d.ProxyError
+	if f.Side == hangup.Caller {
+		ex.status = d.Status
+		ex.abortUpstream()
+		return
+	}
+	// The upstream failed or timed out: whatever it is still doing, we
+	// no longer want it.
+	ex.cancel(f.Err)
+	ex.closeUpstreamConn()
+	switch d.Action {
+	case hangup.ResetCaller:
+		// Headers went out: only an abort tells the caller the body
+		// is incomplete (rule R4). ServeHTTP's deferred finish logs
+		// it while the panic unwinds; net/http recovers this value.
+		panic(http.ErrAbortHandler)
+	case hangup.Answered5xx:
+		ex.answerError(d.Status, d.ProxyError, hangup.Outcome{Side: f.Side, Phase: f.Phase, Kind: f.Kind}.Describe())
+	}
+}
+
+// classify works out who ended a failed attempt, in which phase and how.
+func (ex *exchange) classify(err error) attempt.Failure {
+	f := attempt.Failure{Phase: ex.getPhase(), Err: err, HeadersSent: ex.wroteHeader}
+	var tooBig *http.MaxBytesError
+	var de *hangup.DialError
+	switch {
+	case ex.body != nil && errors.As(ex.body.err(), &tooBig):
+		f.Side, f.Phase, f.Kind, f.Err = hangup.Caller, hangup.SendRequest, hangup.KindNone, tooBig
+	case ex.body != nil && ex.body.err() != nil:
+		// The caller hung up while still sending its body.
+		f.Side, f.Phase, f.Err = hangup.Caller, hangup.SendRequest, ex.body.err()
+		f.Kind = ex.callerKind(ex.body.err())
+	case ex.callerGone() && !ex.route.ignoreAbort || errors.Is(err, errCallerGone):
+		f.Side, f.Err = hangup.Caller, context.Cause(ex.callerCtx)
+		f.Kind = ex.callerKind(nil)
+	case errors.As(err, new(callerWriteError)):
+		f.Side = hangup.Caller
+		f.Kind = ex.callerKind(err)
+	case ex.ctx.Err() != nil && isTimeout(context.Cause(ex.ctx)):
+		f.Side, f.Kind, f.Err = hangup.Upstream, hangup.Timeout, context.Cause(ex.ctx)
+	default:
+		f.Side, f.Kind = hangup.Upstream, hangup.Classify(err)
+		if errors.As(err, &de) {
+			f.Phase = hangup.Connect
+		}
+	}
+	return f
+}
+
+func isTimeout(err error) bool {
+	var te *hangup.TimeoutError
+	return errors.As(err, &te)
+}
+
+// callerKind says how the caller hung up: the read error its connection
+// saw (FIN or RST) if any, else an HTTP/2 stream reset.
+func (ex *exchange) callerKind(bodyErr error) hangup.Kind {
+	if cc := callerConnFrom(ex.callerCtx); cc != nil {
+		if err, at := cc.readError(); err != nil {
+			ex.abortedAt = at
+			return hangup.Classify(err)
+		}
+	}
+	ex.abortedAt = time.Now()
+	if bodyErr != nil {
+		if k := hangup.Classify(bodyErr); k != hangup.KindUnknown {
+			return k
+		}
+	}
+	if ex.r.ProtoMajor == 2 {
+		return hangup.Reset // RST_STREAM from the caller
+	}
+	return hangup.FIN
+}
+
+// abortUpstream stops the upstream request of a caller who hung up (rule
+// R1): over HTTP/1.1 the upstream connection is closed, over HTTP/2 the
+// stream is reset. It records how long the abort took to propagate.
+func (ex *exchange) abortUpstream() {
+	if ex.route.ignoreAbort {
+		return
+	}
+	ex.cancel(errCallerGone)
+	if ex.res != nil {
+		ex.res.Body.Close() // HTTP/2: RST_STREAM CANCEL
+	}
+	closedAt := time.Now()
+	if c := ex.closeUpstreamConn(); c != nil {
+		closedAt = c.ClosedAt()
+	}
+	if !ex.abortedAt.IsZero() {
+		ex.propagation = max(closedAt.Sub(ex.abortedAt), 0)
+		ex.h.metrics.AbortPropagated(ex.propagation)
+	}
+}
+
+// closeUpstreamConn closes the HTTP/1.1 connection the attempt used (or was
+// still making), which is the only way to abort a request on it. HTTP/2
+// connections are shared and are left to the stream reset.
+func (ex *exchange) closeUpstreamConn() *upstream.Conn {
+	c := ex.uconn.Load()
+	if c == nil {
+		c = ex.dial.Conn()
+	}
+	if c == nil || ex.h2.Load() {
+		return nil
+	}
+	c.Close()
+	return c
+}
+
+// answerLocal answers a request switchboard handles itself (no route, body
+// too large) with status and a one-line text.
+func (ex *exchange) answerLocal(status int, msg string) {
+	ex.status = status
+	ex.detail = msg
+	if status == http.StatusRequestEntityTooLarge {
+		ex.outcome = hangup.Outcome{Side: hangup.Caller, Phase: hangup.SendRequest}
+	}
+	ex.writeAnswer(status, "", msg)
+}
+
+// answerError sends a 5xx answer with an RFC 9209 Proxy-Status header.
+func (ex *exchange) answerError(status int, proxyError, msg string) {
+	ex.status = status
+	ex.detail = msg
+	ex.writeAnswer(status, proxyError, msg)
+}
+
+func (ex *exchange) writeAnswer(status int, proxyError, msg string) {
+	if ex.wroteHeader {
+		return
+	}
+	if ex.downDead || ex.callerGone() {
+		ex.h.metrics.PreventedWrite("error_answer")
+		return
+	}
+	h := ex.w.Header()
+	clear(h)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if proxyError != "" {
+		h.Set("Proxy-Status", proxyStatus(proxyError, msg))
+	}
+	if status == http.StatusRequestEntityTooLarge {
+		h.Set("Connection", "close") // the rest of the body is not read
+	}
+	ex.wroteHeader = true
+	ex.w.WriteHeader(status)
+	n, err := io.WriteString(ex.w, http.StatusText(status)+": "+msg+"\n")
+	ex.bytesOut += int64(n)
+	if err != nil {
+		ex.downDead = true
+	}
+}
+
+// proxyStatus formats an RFC 9209 Proxy-Status field value.
+func proxyStatus(errType, details string) string {
+	return "switchboard; error=" + errType + "; details=" + quoteSF(details)
+}
+
+// quoteSF quotes s as an RFC 8941 structured-field string: printable ASCII
+// only, with backslash and double quote escaped.
+func quoteSF(s string) string {
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20 || c > 0x7e:
+			b = append(b, '?')
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(append(b, '"'))
+}

@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1, plus the
+// obsolete ones proxies still strip. They describe one connection and must
+// not be forwarded.
+var hopHeaders = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// copyHeader copies src into dst without the hop-by-hop headers and without
+// the headers src's Connection header names.
+func copyHeader(dst, src http.Header) {
+	conn := src["Connection"]
+	for k, vv := range src {
+		if isHopHeader(k) || namedIn(conn, k) {
+			continue
+		}
+		dst[k] = append(dst[k][:0:0], vv...)
+	}
+}
+
+func isHopHeader(k string) bool {
+	for _, h := range hopHeaders {
+		if k == h {
+			return true
+		}
+	}
+	return false
+}
+
+// namedIn reports whether the canonical header name k appears in a
+// Connection header's comma-separated tokens.
+func namedIn(connection []string, k string) bool {
+	for _, v := range connection {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" && http.CanonicalHeaderKey(tok) == k {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// removeHopHeaders deletes hop-by-hop headers from h in place.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.TrimSpace(tok); tok != "" {
+				h.Del(tok)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// forwarded sets X-Forwarded-For, -Proto and -Host on out. Incoming values
+// are kept (and For appended to) only when the direct peer is a trusted
+// proxy; from anyone else they are replaced, so a caller cannot forge its
+// address or scheme.
+func forwarded(out http.Header, in *http.Request, trusted []netip.Prefix) {
+	peer := peerAddr(in.RemoteAddr)
+	trust := peer.IsValid() && isTrusted(peer, trusted)
+	ip := ""
+	if peer.IsValid() {
+		ip = peer.String()
+	}
+	if prior := in.Header["X-Forwarded-For"]; trust && len(prior) > 0 && ip != "" {
+		out.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+ip)
+	} else if ip != "" {
+		out.Set("X-Forwarded-For", ip)
+	} else {
+		out.Del("X-Forwarded-For")
+	}
+	if !trust || out.Get("X-Forwarded-Proto") == "" {
+		proto := "http"
+		if in.TLS != nil {
+			proto = "https"
+		}
+		out.Set("X-Forwarded-Proto", proto)
+	}
+	if !trust || out.Get("X-Forwarded-Host") == "" {
+		out.Set("X-Forwarded-Host", in.Host)
+	}
+	if !trust {
+		out.Del("Forwarded")
+	}
+}
+
+func peerAddr(remote string) netip.Addr {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func isTrusted(a netip.Addr, nets []netip.Prefix) bool {
+	for _, n := range nets {
+		if n.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// isUpgrade reports whether r asks to switch protocols (WebSocket and
+// others), which HTTP/1.1 carries as Connection: upgrade plus Upgrade.
+func isUpgrade(h http.Header) bool {
+	return h.Get("Upgrade") != "" && headerHasToken(h["Connection"], "upgrade")
+}
+
+func headerHasToken(vv []string, token string) bool {
+	for _, v := range vv {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,147 @@
+package proxy
+
+import (
+	"net"
+	"net/netip"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/config"
+	"github.com/switchboard-proxy/switchboard/internal/upstream"
+)
+
+// route is a resolved config.Route.
+type route struct {
+	name        string
+	host        string // lower case; "" matches any host
+	wildcard    bool   // host is a suffix like ".example.com"
+	prefix      string
+	pool        *upstream.Pool
+	connect     time.Duration
+	respHeader  time.Duration
+	idleBody    time.Duration
+	total       time.Duration
+	ignoreAbort bool
+	maxBody     int64
+	h2Pool      bool // the pool speaks only HTTP/2, so no Upgrade tunnels
+}
+
+// table is one configuration's routing state. It is immutable once built;
+// a reload builds a new table and swaps it in, so requests in flight finish
+// on the table they started with.
+type table struct {
+	routes  []*route
+	pools   map[string]*upstream.Pool
+	trusted []netip.Prefix
+	cfg     *config.Config
+}
+
+// newTable resolves cfg. Pools whose configuration is unchanged are taken
+// over from prev, so a reload keeps their warm connections.
+func newTable(cfg *config.Config, prev *table) (*table, error) {
+	t := &table{pools: make(map[string]*upstream.Pool), trusted: cfg.TrustedNets, cfg: cfg}
+	for i := range cfg.Pools {
+		pc := &cfg.Pools[i]
+		if p := prev.samePool(pc); p != nil {
+			t.pools[pc.Name] = p
+			continue
+		}
+		p, err := upstream.NewPool(pc)
+		if err != nil {
+			return nil, err
+		}
+		t.pools[pc.Name] = p
+	}
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		host, wild := hostPattern(rc.Match.Host)
+		pc := cfg.Pool(rc.Pool)
+		t.routes = append(t.routes, &route{
+			name:        rc.Name,
+			host:        host,
+			wildcard:    wild,
+			prefix:      rc.Match.PathPrefix,
+			pool:        t.pools[rc.Pool],
+			connect:     rc.Timeouts.Connect.D(),
+			respHeader:  rc.Timeouts.ResponseHeader.D(),
+			idleBody:    rc.Timeouts.IdleBody.D(),
+			total:       rc.Timeouts.Total.D(),
+			ignoreAbort: rc.IgnoreClientAbort,
+			maxBody:     int64(rc.MaxRequestBody),
+			h2Pool:      pc != nil && (pc.Protocol == "h2" || pc.Protocol == "h2c"),
+		})
+	}
+	return t, nil
+}
+
+// samePool returns prev's pool for pc if its configuration did not change.
+func (t *table) samePool(pc *config.Pool) *upstream.Pool {
+	if t == nil {
+		return nil
+	}
+	old := t.cfg.Pool(pc.Name)
+	if old == nil || !samePoolConfig(old, pc) {
+		return nil
+	}
+	return t.pools[pc.Name]
+}
+
+// retire closes the idle connections of t's pools that next no longer
+// uses. Connections still carrying requests finish them and then expire by
+// the pool's idle timeout.
+func (t *table) retire(next *table) {
+	if t == nil {
+		return
+	}
+	for name, p := range t.pools {
+		if next.pools[name] != p {
+			p.Close()
+		}
+	}
+}
+
+func hostPattern(h string) (string, bool) {
+	h = strings.ToLower(h)
+	if rest, ok := strings.CutPrefix(h, "*"); ok {
+		return rest, true
+	}
+	return h, false
+}
+
+// match returns the first route whose host and path prefix match, or nil.
+func (t *table) match(host, path string) *route {
+	host = normalHost(host)
+	for _, r := range t.routes {
+		if r.matchHost(host) && strings.HasPrefix(path, r.prefix) {
+			return r
+		}
+	}
+	return nil
+}
+
+func (r *route) matchHost(host string) bool {
+	switch {
+	case r.host == "":
+		return true
+	case r.wildcard:
+		return len(host) > len(r.host) && strings.HasSuffix(host, r.host)
+	}
+	return host == r.host
+}
+
+// normalHost lower-cases host and drops a port and a trailing dot.
+func normalHost(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(host)
+		}
+	}
+	return host
+}
+
+func samePoolConfig(a, b *config.Pool) bool { return reflect.DeepEqual(a, b) }

@@ -1,0 +1,447 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/admin"
+	"github.com/switchboard-proxy/switchboard/internal/config"
+	"github.com/switchboard-proxy/switchboard/internal/metrics"
+)
+
+// Options are a Server's settings that do not come from the config file.
+type Options struct {
+	// Log receives operational messages (start, reload, drain). Nil
+	// discards them.
+	Log *slog.Logger
+	// Stdout and Stderr are where access_log "stdout" and "stderr" go;
+	// nil means os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
+	// Metrics is the metrics set; nil creates one.
+	Metrics *metrics.Metrics
+}
+
+// Server runs switchboard's listeners and admin listener for one
+// configuration at a time. Start binds everything or nothing; Reload swaps
+// the configuration without dropping a connection; Shutdown drains.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	handler *Handler
+
+	mu        sync.Mutex // guards the fields below
+	cfg       *config.Config
+	listeners map[string]*listener // by configured address
+	admin     *listener
+	logFile   *os.File // open access-log file, if any
+	started   bool
+
+	draining atomic.Bool
+	wg       sync.WaitGroup // serve loops
+}
+
+// listener is one bound socket and the http.Server serving it.
+type listener struct {
+	cfg  config.Listener
+	ln   net.Listener
+	srv  *http.Server
+	cert atomic.Pointer[tls.Certificate] // swapped on reload
+}
+
+// New checks cfg's pools and prepares a server; nothing is bound yet.
+func New(cfg *config.Config, opts Options) (*Server, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	t, err := newTable(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, log: opts.Log, metrics: opts.Metrics, cfg: cfg, listeners: map[string]*listener{}}
+	access, f, err := s.openAccessLog(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.logFile = f
+	s.handler = newHandler(t, access, opts.Metrics)
+	return s, nil
+}
+
+// Metrics returns the server's metrics.
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Start binds every listener and the admin listener, then serves. If any
+// address cannot be bound, everything bound so far is closed and the error
+// names the config field.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("server already started")
+	}
+	bound := map[string]*listener{}
+	fail := func(err error) error {
+		for _, l := range bound {
+			l.ln.Close()
+		}
+		return err
+	}
+	for i, lc := range s.cfg.Listeners {
+		l, err := s.bind(lc, fmt.Sprintf("listeners[%d].address", i))
+		if err != nil {
+			return fail(err)
+		}
+		bound[lc.Address] = l
+	}
+	var adm *listener
+	if s.cfg.Admin.Address != "off" && s.cfg.Admin.Address != "" {
+		ln, err := net.Listen("tcp", s.cfg.Admin.Address)
+		if err != nil {
+			return fail(s.bindError("admin.address", err))
+		}
+		adm = &listener{ln: ln, srv: s.adminServer(s.cfg)}
+	}
+	s.started = true
+	for _, l := range bound {
+		s.listeners[l.cfg.Address] = l
+		s.serve(l)
+	}
+	if adm != nil {
+		s.admin = adm
+		s.serve(adm)
+	}
+	s.log.Info("switchboard started", "listeners", s.addrsLocked(), "admin", s.AdminAddr())
+	return nil
+}
+
+func (s *Server) bindError(field string, err error) error {
+	return fmt.Errorf("%s: %s: %w", s.cfg.Where(field), field, err)
+}
+
+// bind opens lc's socket and prepares its http.Server.
+func (s *Server) bind(lc config.Listener, field string) (*listener, error) {
+	l := &listener{cfg: lc}
+	if lc.TLS != nil {
+		if err := l.loadCert(); err != nil {
+			return nil, s.bindError(field, err)
+		}
+	}
+	ln, err := net.Listen("tcp", lc.Address)
+	if err != nil {
+		return nil, s.bindError(field, err)
+	}
+	l.ln = callerListener{ln}
+	l.srv = s.proxyServer(l)
+	return l, nil
+}
+
+func (l *listener) loadCert() error {
+	cert, err := tls.LoadX509KeyPair(l.cfg.TLS.CertFile, l.cfg.TLS.KeyFile)
+	if err != nil {
+		return fmt.Errorf("load TLS certificate: %w", err)
+	}
+	l.cert.Store(&cert)
+	return nil
+}
+
+func (s *Server) proxyServer(l *listener) *http.Server {
+	lc := l.cfg
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	if lc.TLS != nil {
+		p.SetHTTP2(true)
+	} else if lc.H2C == nil || *lc.H2C {
+		p.SetUnencryptedHTTP2(true)
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: lc.ReadHeaderTimeout.D(),
+		IdleTimeout:       lc.IdleTimeout.D(),
+		MaxHeaderBytes:    int(lc.MaxHeaderBytes),
+		Protocols:         p,
+		ConnContext:       withCallerConn,
+		// net/http logs a handful of connection errors itself (TLS
+		// handshakes, panics other than ErrAbortHandler); send them to
+		// our log at debug level rather than to stderr.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if lc.TLS != nil {
+		srv.TLSConfig = &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return l.cert.Load(), nil
+			},
+		}
+	}
+	return srv
+}
+
+func (s *Server) adminServer(cfg *config.Config) *http.Server {
+	return &http.Server{
+		Handler: admin.Handler(admin.Options{
+			Token:    cfg.Admin.Token,
+			Ready:    func() bool { return !s.draining.Load() },
+			Registry: s.metrics.Registry,
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// serve runs l's serve loop in a goroutine the server waits for.
+func (s *Server) serve(l *listener) {
+	s.wg.Go(func() {
+		var err error
+		if l.cfg.TLS != nil {
+			err = l.srv.ServeTLS(l.ln, "", "")
+		} else {
+			err = l.srv.Serve(l.ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("listener stopped", "address", l.ln.Addr().String(), "error", err)
+		}
+	})
+}
+
+// Addrs returns the bound address of each configured listener, in config
+// order (useful when the config asks for port 0).
+func (s *Server) Addrs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrsLocked()
+}
+
+func (s *Server) addrsLocked() []string {
+	var out []string
+	for _, lc := range s.cfg.Listeners {
+		if l := s.listeners[lc.Address]; l != nil {
+			out = append(out, l.ln.Addr().String())
+		}
+	}
+	return out
+}
+
+// AdminAddr returns the admin listener's bound address, or "".
+func (s *Server) AdminAddr() string {
+	if s.admin == nil {
+		return ""
+	}
+	return s.admin.ln.Addr().String()
+}
+
+// Reload switches to cfg. Requests in flight finish on the old
+// configuration; new requests use the new one. Listeners are added and
+// removed by address; a TLS certificate is re-read. If anything in cfg cannot
+// be applied, the old configuration stays and the error says why.
+func (s *Server) Reload(cfg *config.Config) error {
+	err := s.reload(cfg)
+	s.metrics.Reload(err == nil)
+	return err
+}
+
+func (s *Server) reload(cfg *config.Config) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.handler.table.Load()
+	t, err := newTable(cfg, old)
+	if err != nil {
+		return err
+	}
+	added := map[string]*listener{}
+	for i, lc := range cfg.Listeners {
+		if cur := s.listeners[lc.Address]; cur != nil {
+			if err := s.updateListener(cur, lc, i); err != nil {
+				closeAll(added)
+				return err
+			}
+			continue
+		}
+		l, err := s.bind(lc, fmt.Sprintf("listeners[%d].address", i))
+		if err != nil {
+			closeAll(added)
+			return err
+		}
+		added[lc.Address] = l
+	}
+	access, f, err := s.openAccessLog(cfg)
+	if err != nil {
+		closeAll(added)
+		return err
+	}
+	// Nothing can fail from here on.
+	s.handler.table.Store(t)
+	old.retire(t)
+	s.handler.log.Store(access)
+	if s.logFile != nil {
+		s.logFile.Close()
+	}
+	s.logFile = f
+	for addr, l := range s.listeners {
+		if !hasListener(cfg, addr) {
+			delete(s.listeners, addr)
+			go s.drainListener(l)
+		}
+	}
+	for addr, l := range added {
+		s.listeners[addr] = l
+		s.serve(l)
+	}
+	if cfg.Admin.Token != s.cfg.Admin.Token && s.admin != nil {
+		s.admin.srv.Handler = s.adminServer(cfg).Handler
+	}
+	s.cfg = cfg
+	return nil
+}
+
+// updateListener applies what can change on a live listener (its TLS
+// certificate). Other settings are fixed for the socket's life; changing
+// them is reported, not silently ignored.
+func (s *Server) updateListener(l *listener, lc config.Listener, i int) error {
+	if (l.cfg.TLS == nil) != (lc.TLS == nil) {
+		return fmt.Errorf("%s: listeners[%d].tls: switching TLS on or off needs a restart (or a new address)", s.cfg.Where(fmt.Sprintf("listeners[%d].tls", i)), i)
+	}
+	if lc.TLS != nil {
+		next := &listener{cfg: lc}
+		if err := next.loadCert(); err != nil {
+			return fmt.Errorf("listeners[%d].tls: %w", i, err)
+		}
+		l.cert.Store(next.cert.Load())
+	}
+	if l.cfg.ReadHeaderTimeout != lc.ReadHeaderTimeout || l.cfg.IdleTimeout != lc.IdleTimeout ||
+		l.cfg.MaxHeaderBytes != lc.MaxHeaderBytes || !sameBoolPtr(l.cfg.H2C, lc.H2C) {
+		s.log.Warn("listener settings change takes effect at the next restart", "address", lc.Address)
+	}
+	return nil
+}
+
+func sameBoolPtr(a, b *bool) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
+}
+
+func closeAll(ls map[string]*listener) {
+	for _, l := range ls {
+		l.ln.Close()
+	}
+}
+
+// drainListener stops a listener removed by a reload, letting its
+// in-flight requests finish within the drain timeout.
+func (s *Server) drainListener(l *listener) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.drainTimeout())
+	defer cancel()
+	if err := l.srv.Shutdown(ctx); err != nil {
+		l.srv.Close()
+	}
+}
+
+func (s *Server) drainTimeout() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.DrainTimeout.D()
+}
+
+// Shutdown drains (rule R7): it stops accepting, tells keep-alive callers
+// to go (Connection: close on HTTP/1.1, GOAWAY on HTTP/2), lets requests and
+// tunnels in flight finish until ctx is done, then closes whatever is left.
+// The admin listener answers /readyz with 503 throughout and closes last.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	ls := make([]*listener, 0, len(s.listeners))
+	for _, l := range s.listeners {
+		ls = append(ls, l)
+	}
+	s.mu.Unlock()
+	s.log.Info("draining", "listeners", len(ls))
+	var wg sync.WaitGroup
+	errs := make([]error, len(ls))
+	for i, l := range ls {
+		wg.Go(func() { errs[i] = l.srv.Shutdown(ctx) })
+	}
+	wg.Wait()
+	terr := s.handler.tunnels.wait(ctx)
+	err := errors.Join(append(errs, terr)...)
+	if err != nil {
+		s.log.Warn("drain deadline passed; closing what is left", "error", err)
+		for _, l := range ls {
+			l.srv.Close()
+		}
+		s.handler.tunnels.closeAll()
+	}
+	s.Close()
+	return err
+}
+
+// Close closes everything at once, without draining. It is idempotent.
+func (s *Server) Close() {
+	s.mu.Lock()
+	for _, l := range s.listeners {
+		l.srv.Close()
+	}
+	if s.admin != nil {
+		s.admin.srv.Close()
+	}
+	s.mu.Unlock()
+	s.handler.tunnels.closeAll()
+	s.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.handler.table.Load().pools {
+		p.Close()
+	}
+	if s.logFile != nil {
+		s.logFile.Close()
+		s.logFile = nil
+	}
+}
+
+// openAccessLog opens cfg's access-log destination.
+func (s *Server) openAccessLog(cfg *config.Config) (*slog.Logger, *os.File, error) {
+	var w io.Writer
+	var f *os.File
+	switch p := cfg.AccessLog.Path; p {
+	case "off":
+		return slog.New(slog.DiscardHandler), nil, nil
+	case "", "stdout":
+		w = s.opts.Stdout
+	case "stderr":
+		w = s.opts.Stderr
+	default:
+		var err error
+		f, err = os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: access_log.path: %w", cfg.Where("access_log.path"), err)
+		}
+		w = f
+	}
+	return slog.New(slog.NewJSONHandler(w, nil)), f, nil
+}
+
+func hasListener(cfg *config.Config, addr string) bool {
+	for _, lc := range cfg.Listeners {
+		if lc.Address == addr {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,154 @@
+package upstream
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/config"
+)
+
+// Endpoint is one upstream server of a pool.
+type Endpoint struct {
+	Scheme string // "http" or "https"
+	Host   string // host:port
+	Weight int
+
+	current int // smooth weighted round robin state, guarded by Pool.mu
+}
+
+// Pool is a set of endpoints that serve the same content, with one HTTP
+// transport (and so one connection pool) shared by all of them. A Pool is
+// safe for concurrent use.
+type Pool struct {
+	Name      string
+	Transport *http.Transport
+
+	mu        sync.Mutex // guards endpoints' round robin state
+	endpoints []*Endpoint
+	total     int
+}
+
+// NewPool builds a pool from validated configuration.
+func NewPool(pc *config.Pool) (*Pool, error) {
+	tlsCfg, err := clientTLS(pc)
+	if err != nil {
+		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
+	}
+	p := &Pool{Name: pc.Name, Transport: newTransport(pc, tlsCfg)}
+	for _, e := range pc.Endpoints {
+		w := max(e.Weight, 1)
+		p.endpoints = append(p.endpoints, &Endpoint{Scheme: e.Scheme, Host: e.Host, Weight: w})
+		p.total += w
+	}
+	return p, nil
+}
+
+// Pick returns the next endpoint by smooth weighted round robin (as nginx
+// does), so weights spread evenly rather than in bursts.
+func (p *Pool) Pick() *Endpoint {
+	if len(p.endpoints) == 1 {
+		return p.endpoints[0]
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var best *Endpoint
+	for _, e := range p.endpoints {
+		e.current += e.Weight
+		if best == nil || e.current > best.current {
+			best = e
+		}
+	}
+	best.current -= p.total
+	return best
+}
+
+// Close closes the pool's idle connections. Connections in use are closed by
+// the transport when their requests end.
+func (p *Pool) Close() { p.Transport.CloseIdleConnections() }
+
+func newTransport(pc *config.Pool, tlsCfg *tls.Config) *http.Transport {
+	d := &dialer{tls: tlsCfg, net: net.Dialer{KeepAlive: 30 * time.Second}}
+	t := &http.Transport{
+		DialContext:         d.DialContext,
+		DialTLSContext:      d.DialTLSContext,
+		MaxIdleConnsPerHost: pc.MaxIdlePerEndpoint,
+		IdleConnTimeout:     pc.IdleConnTimeout.D(),
+		// Compression is the upstream's business: pass bytes through.
+		DisableCompression: true,
+		// Headers are bounded like a caller's.
+		MaxResponseHeaderBytes: 1 << 20,
+		WriteBufferSize:        32 << 10,
+		ReadBufferSize:         32 << 10,
+		Protocols:              protocols(pc.Protocol),
+	}
+	if pc.Protocol != "http1" && pc.Protocol != "" {
+		// A custom TLS dialer turns HTTP/2 off unless forced.
+		t.ForceAttemptHTTP2 = true
+		t.HTTP2 = &http.HTTP2Config{
+			// Detect a dead HTTP/2 connection (no FIN or RST
+			// arrives when a host vanishes) with pings.
+			SendPingTimeout: 15 * time.Second,
+			PingTimeout:     5 * time.Second,
+		}
+	}
+	return t
+}
+
+func protocols(name string) *http.Protocols {
+	p := new(http.Protocols)
+	switch name {
+	case "h2c":
+		p.SetUnencryptedHTTP2(true)
+	case "h2":
+		p.SetHTTP2(true)
+	case "auto":
+		p.SetHTTP1(true)
+		p.SetHTTP2(true)
+	default:
+		p.SetHTTP1(true)
+	}
+	return p
+}
+
+func clientTLS(pc *config.Pool) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	switch pc.Protocol {
+	case "h2":
+		cfg.NextProtos = []string{"h2"}
+	case "auto":
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+	default:
+		cfg.NextProtos = []string{"http/1.1"}
+	}
+	t := pc.TLS
+	if t == nil {
+		return cfg, nil
+	}
+	cfg.ServerName = t.ServerName
+	cfg.InsecureSkipVerify = t.InsecureSkipVerify
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ca_file: %w", err)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no certificates found", t.CAFile)
+		}
+		cfg.RootCAs = roots
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}

@@ -25,6 +25,7 @@ type Handler struct {
 	log     atomic.Pointer[slog.Logger] // the access log
 	metrics *metrics.Metrics
 	tunnels tunnelSet
+	active  sync.WaitGroup // requests being served, so Close can wait for them
 }
 
 // newHandler returns a handler serving t.
@@ -39,6 +40,8 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 
 // ServeHTTP relays r to the upstream its route names.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.active.Add(1)
+	defer h.active.Done()
 	ex := exchange{h: h, w: w, r: r, start: time.Now(), callerCtx: r.Context()}
 	defer ex.finish()
 	t := h.table.Load()

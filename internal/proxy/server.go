@@ -404,6 +404,11 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 	s.handler.tunnels.closeAll()
 	s.wg.Wait()
+	// Closing the callers' connections cancelled every request (except on
+	// ignore_client_abort routes, which finish their upstream exchange);
+	// wait for them so no upstream connection returns to a pool after it
+	// was emptied.
+	s.handler.active.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range s.handler.table.Load().pools {

@@ -1,0 +1,197 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Defaults for fields whose zero value means "use the default"; the
+// resolved Config carries the effective values, so these stay unexported.
+const (
+	defaultAdminAddress      = "127.0.0.1:9901"
+	defaultAccessLog         = "stdout"
+	defaultDrainTimeout      = 30 * time.Second
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultIdleTimeout       = 60 * time.Second
+	defaultMaxHeaderBytes    = 64 << 10
+	defaultMaxIdle           = 64
+	// defaultIdleConnTimeout stays below Node.js's 5s keepAliveTimeout so the
+	// proxy retires an idle upstream connection before the upstream does;
+	// otherwise a request can race the upstream's close and see a reset.
+	defaultIdleConnTimeout = 4 * time.Second
+	defaultConnect         = 5 * time.Second
+	defaultResponseHeader  = 60 * time.Second
+	defaultIdleBody        = 60 * time.Second
+	defaultMaxRequestBody  = 10 << 20
+)
+
+// Limits on Listener.MaxHeaderBytes.
+const (
+	minHeaderBytes = 1 << 10
+	maxHeaderBytes = 16 << 20
+)
+
+// AdminOff as Admin.Address disables the admin listener.
+const AdminOff = "off"
+
+// Config is a whole switchboard configuration. After Parse or FromFlags every
+// defaulted field holds its effective value and the resolved fields are set.
+type Config struct {
+	Listeners      []Listener `yaml:"listeners"`       // at least one
+	Admin          Admin      `yaml:"admin"`           //
+	AccessLog      AccessLog  `yaml:"access_log"`      //
+	TrustedProxies []string   `yaml:"trusted_proxies"` // CIDRs or bare IPs whose X-Forwarded-* headers are trusted
+	DrainTimeout   Duration   `yaml:"drain_timeout"`   // graceful shutdown limit; default 30s
+	Pools          []Pool     `yaml:"pools"`           // at least one
+	Routes         []Route    `yaml:"routes"`          // at least one; first match in order wins
+
+	// File is the name the config came from ("" for flags); used in errors.
+	File string `yaml:"-"`
+	// TrustedNets is TrustedProxies parsed; a bare IP becomes a /32 or /128.
+	TrustedNets []netip.Prefix `yaml:"-"`
+
+	pos positions // field path → source position, for Where
+}
+
+// Listener is one address the proxy serves callers on.
+type Listener struct {
+	Address string `yaml:"address"` // required host:port; host is an IP literal, "localhost" or empty; port 0 = ephemeral
+	// TLS, when set, serves HTTPS with ALPN h2 and http/1.1; it needs
+	// cert_file and key_file and must not set pool-only fields.
+	TLS *TLS `yaml:"tls"`
+	// H2C accepts HTTP/2 with prior knowledge on a plaintext listener.
+	// Default true without TLS, false with TLS; true with TLS is an error.
+	H2C               *bool    `yaml:"h2c"`
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s; guards against slowloris callers
+	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 60s; closes idle keep-alive callers
+	MaxHeaderBytes    Size     `yaml:"max_header_bytes"`    // default 64KiB; 1KiB..16MiB
+}
+
+// TLS holds certificate settings for a listener (server side) or a pool
+// (client side). File paths relative to the config file are resolved against
+// its directory, and the resolved path is stored back.
+type TLS struct {
+	CertFile           string `yaml:"cert_file"`            // listener: required; pool: optional client cert, with key_file
+	KeyFile            string `yaml:"key_file"`             // listener: required; pool: optional, with cert_file
+	CAFile             string `yaml:"ca_file"`              // pool only: CA bundle for verifying upstreams; default system roots
+	ServerName         string `yaml:"server_name"`          // pool only: SNI and verification name override
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"` // pool only: do not verify upstream certificates
+}
+
+// Admin configures the admin API listener.
+type Admin struct {
+	// Address is host:port; default "127.0.0.1:9901"; "off" disables the
+	// admin listener.
+	Address string `yaml:"address"`
+	// Token is the bearer token the admin API requires. It is mandatory when
+	// Address is not loopback, because the API can drain and reconfigure.
+	Token string `yaml:"token"`
+}
+
+// AccessLog configures the per-request access log.
+type AccessLog struct {
+	// Path is "stdout" (default), "stderr", "off", or a file opened for
+	// append whose directory must exist. A relative file path is resolved
+	// against the config file's directory.
+	Path string `yaml:"path"`
+}
+
+// Pool is a named set of upstream endpoints that routes send requests to.
+type Pool struct {
+	Name string `yaml:"name"` // required, unique, [a-z0-9_-]+
+	// Protocol is how the proxy talks to endpoints: "http1" (default);
+	// "h2c" (HTTP/2 prior knowledge, endpoints must be http://); "h2"
+	// (HTTP/2 over TLS, endpoints must be https://); "auto" (https endpoints
+	// negotiate via ALPN, http endpoints use HTTP/1.1).
+	Protocol           string     `yaml:"protocol"`
+	Endpoints          []Endpoint `yaml:"endpoints"`             // at least one
+	TLS                *TLS       `yaml:"tls"`                   // client TLS for https endpoints; nil = system roots, no client cert
+	MaxIdlePerEndpoint int        `yaml:"max_idle_per_endpoint"` // idle connections kept per endpoint; default 64
+	IdleConnTimeout    Duration   `yaml:"idle_conn_timeout"`     // default 4s, below Node.js's 5s keep-alive so the proxy closes first
+}
+
+// Pool protocols.
+const (
+	ProtoHTTP1 = "http1"
+	ProtoH2C   = "h2c"
+	ProtoH2    = "h2"
+	ProtoAuto  = "auto"
+)
+
+// Endpoint is one upstream server in a pool.
+type Endpoint struct {
+	// URL is required: scheme http or https, a host, an optional port, and
+	// no userinfo, path (other than "/"), query or fragment.
+	URL    string `yaml:"url"`
+	Weight int    `yaml:"weight"` // relative share of requests; 0..1000, 0 = default 1
+
+	Scheme string `yaml:"-"` // resolved: "http" or "https"
+	Host   string `yaml:"-"` // resolved: host:port, port filled in from the scheme if absent
+}
+
+// Route sends matching requests to a pool.
+type Route struct {
+	Name              string   `yaml:"name"`                // optional, unique; default "route<N>" with N the index
+	Match             Match    `yaml:"match"`               //
+	Pool              string   `yaml:"pool"`                // required; names a pool
+	Timeouts          Timeouts `yaml:"timeouts"`            //
+	IgnoreClientAbort bool     `yaml:"ignore_client_abort"` // finish the upstream exchange even if the caller hangs up
+	MaxRequestBody    Size     `yaml:"max_request_body"`    // default 10MiB
+}
+
+// Match selects requests for a route.
+type Match struct {
+	// Host is "" (any host), an exact host name or IP, or "*.example.com"
+	// (any subdomain, not the apex). It is stored lower-cased; the request's
+	// port is ignored when matching.
+	Host       string `yaml:"host"`
+	PathPrefix string `yaml:"path_prefix"` // default "/"; starts with "/"
+}
+
+// Timeouts bound each phase of an upstream exchange. When Total is set, a
+// defaulted phase timeout is capped at Total, and an explicit phase timeout
+// larger than Total is an error.
+type Timeouts struct {
+	Connect        Duration `yaml:"connect"`         // default 5s: TCP and TLS handshake with the upstream
+	ResponseHeader Duration `yaml:"response_header"` // default 60s: request fully sent to first response header
+	IdleBody       Duration `yaml:"idle_body"`       // default 60s: max gap between response body reads
+	Total          Duration `yaml:"total"`           // default 0 = no limit on the whole exchange
+}
+
+// Default returns a configuration with no listeners, pools or routes and
+// every other field at its default. It does not validate.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}
+
+// Route returns the route with the given name, or nil.
+func (c *Config) Route(name string) *Route {
+	for i := range c.Routes {
+		if c.Routes[i].Name == name {
+			return &c.Routes[i]
+		}
+	}
+	return nil
+}
+
+// Pool returns the pool with the given name, or nil.
+func (c *Config) Pool(name string) *Pool {
+	for i := range c.Pools {
+		if c.Pools[i].Name == name {
+			return &c.Pools[i]
+		}
+	}
+	return nil
+}
+
+// Where returns "file:line:col" for a dotted field path such as
+// "listeners[1].address", so errors found after loading (a port clash at bind
+// time) can point at the config. For a field not written in the file it
+// falls back to the nearest written ancestor, then to just the file name, and
+// returns "" when nothing is known.
+func (c *Config) Where(field string) string {
+	p := c.pos.lookup(field)
+	return location(c.File, p.Line, p.Column)
+}

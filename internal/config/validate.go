@@ -1,0 +1,228 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// validator checks a defaulted Config and resolves its derived fields. It
+// stops at the first problem, checking sections in the order a config file
+// usually lists them.
+type validator struct {
+	c   *Config
+	dir string // base for relative file paths
+	// flags renames field-path prefixes to the command-line flags they came
+	// from, so FromFlags errors say "--listen" rather than "listeners[0]".
+	flags map[string]string
+}
+
+func (v *validator) validate() *Error {
+	checks := []func() *Error{v.listeners, v.admin, v.clashes, v.accessLog, v.trustedProxies, v.pools, v.routes}
+	for _, check := range checks {
+		if e := check(); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// errf returns an *Error for field, positioned at the field or its nearest
+// ancestor written in the file.
+func (v *validator) errf(field, format string, args ...any) *Error {
+	at := v.c.pos.lookup(field)
+	return &Error{
+		File: v.c.File, Line: at.Line, Column: at.Column,
+		Field: v.name(field), Msg: fmt.Sprintf(format, args...),
+	}
+}
+
+// name returns field as the user wrote it: a flag name for FromFlags.
+func (v *validator) name(field string) string {
+	for prefix, flag := range v.flags {
+		if field == prefix || strings.HasPrefix(field, prefix+".") {
+			return flag
+		}
+	}
+	return field
+}
+
+func (v *validator) listeners() *Error {
+	if len(v.c.Listeners) == 0 {
+		return v.errf("listeners", "at least one listener is required")
+	}
+	for i := range v.c.Listeners {
+		if e := v.listener(fmt.Sprintf("listeners[%d]", i), &v.c.Listeners[i]); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func (v *validator) listener(field string, l *Listener) *Error {
+	if _, err := parseAddress(l.Address); err != nil {
+		return v.errf(field+".address", "%v", err)
+	}
+	if l.MaxHeaderBytes < minHeaderBytes || l.MaxHeaderBytes > maxHeaderBytes {
+		return v.errf(field+".max_header_bytes", "must be between 1KiB and 16MiB, got %d bytes", l.MaxHeaderBytes)
+	}
+	if l.TLS == nil {
+		return nil
+	}
+	if *l.H2C {
+		return v.errf(field+".h2c", "h2c cannot be combined with tls; TLS listeners offer HTTP/2 via ALPN")
+	}
+	return v.listenerTLS(field+".tls", l.TLS)
+}
+
+func (v *validator) listenerTLS(field string, t *TLS) *Error {
+	switch {
+	case t.CertFile == "":
+		return v.errf(field+".cert_file", "cert_file is required")
+	case t.KeyFile == "":
+		return v.errf(field+".key_file", "key_file is required")
+	case t.CAFile != "":
+		return v.errf(field+".ca_file", "ca_file is only valid on a pool")
+	case t.ServerName != "":
+		return v.errf(field+".server_name", "server_name is only valid on a pool")
+	case t.InsecureSkipVerify:
+		return v.errf(field+".insecure_skip_verify", "insecure_skip_verify is only valid on a pool")
+	}
+	return v.files(field, t)
+}
+
+// files resolves and checks every file a TLS block names. Checking at load
+// time turns a typo into a config error instead of a failed handshake later.
+func (v *validator) files(field string, t *TLS) *Error {
+	for _, f := range []struct {
+		key  string
+		path *string
+	}{{"cert_file", &t.CertFile}, {"key_file", &t.KeyFile}, {"ca_file", &t.CAFile}} {
+		if *f.path == "" {
+			continue
+		}
+		*f.path = v.resolve(*f.path)
+		fi, err := os.Stat(*f.path)
+		if err != nil {
+			return v.errf(field+"."+f.key, "%v", statMsg(*f.path, err))
+		}
+		if fi.IsDir() {
+			return v.errf(field+"."+f.key, "%s is a directory", *f.path)
+		}
+	}
+	return nil
+}
+
+// resolve makes a relative path relative to the config file's directory,
+// so the config means the same thing whatever the working directory.
+func (v *validator) resolve(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(v.dir, path)
+}
+
+// statMsg describes err from os.Stat(path) without the "stat" prefix.
+func statMsg(path string, err error) string {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Sprintf("%s does not exist", path)
+	}
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("%s: %v", path, pe.Err)
+	}
+	return err.Error()
+}
+
+func (v *validator) admin() *Error {
+	a := &v.c.Admin
+	if a.Address == AdminOff {
+		return nil
+	}
+	addr, err := parseAddress(a.Address)
+	if err != nil {
+		return v.errf("admin.address", "%v", err)
+	}
+	if !addr.isLoopback() && a.Token == "" {
+		// The admin API can drain and reconfigure the proxy.
+		return v.errf("admin.token", "token is required when the admin address %s is not loopback", a.Address)
+	}
+	return nil
+}
+
+func (v *validator) accessLog() *Error {
+	p := &v.c.AccessLog.Path
+	switch *p {
+	case "stdout", "stderr", "off":
+		return nil
+	}
+	*p = v.resolve(*p)
+	dir := filepath.Dir(*p)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return v.errf("access_log.path", "directory %s does not exist", dir)
+	}
+	return nil
+}
+
+func (v *validator) trustedProxies() *Error {
+	v.c.TrustedNets = nil
+	for i, s := range v.c.TrustedProxies {
+		p, ok := parsePrefix(s)
+		if !ok {
+			return v.errf(fmt.Sprintf("trusted_proxies[%d]", i), "invalid CIDR or IP address %q", s)
+		}
+		v.c.TrustedNets = append(v.c.TrustedNets, p)
+	}
+	return nil
+}
+
+// parsePrefix parses a CIDR, or a bare IP as a single-address prefix.
+func parsePrefix(s string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), true
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, a.BitLen()), true
+}
+
+// clashes reports two listeners, or a listener and the admin API, that would
+// bind the same port. Port 0 (ephemeral) never clashes.
+func (v *validator) clashes() *Error {
+	var bound []boundAddr
+	for i, l := range v.c.Listeners {
+		bound = append(bound, boundAddr{field: fmt.Sprintf("listeners[%d].address", i), raw: l.Address})
+	}
+	if v.c.Admin.Address != AdminOff {
+		bound = append(bound, boundAddr{field: "admin.address", raw: v.c.Admin.Address})
+	}
+	for i := range bound {
+		bound[i].addr, _ = parseAddress(bound[i].raw) // validated already
+		for _, prev := range bound[:i] {
+			if bound[i].addr.overlaps(prev.addr) {
+				return v.clash(bound[i], prev)
+			}
+		}
+	}
+	return nil
+}
+
+// clash reports the later of two clashing addresses, unless only the earlier
+// is written in the file (a defaulted admin address): then the error points
+// at the line the user can change.
+func (v *validator) clash(later, earlier boundAddr) *Error {
+	if !v.c.pos.has(later.field) && v.c.pos.has(earlier.field) {
+		later, earlier = earlier, later
+	}
+	return v.errf(later.field, "address %s also used by %s", later.raw, v.name(earlier.field))
+}
+
+type boundAddr struct {
+	field, raw string
+	addr       hostPort
+}

@@ -2,11 +2,8 @@ package config
 
 import (
 	"errors"
-	"go/parser"
-	"go/token"
 	"net/netip"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,20 +14,6 @@ const examplePath = "../../switchboard.example.yaml"
 
 func decodeForTest(src string, v any) error {
 	return yaml.UnmarshalWithOptions([]byte(src), v, yaml.Strict())
-}
-
-// TestPackageDoc enforces that the package has a doc comment.
-func TestPackageDoc(t *testing.T) {
-	pkgs, err := parser.ParseDir(token.NewFileSet(), ".", nil, parser.ParseComments|parser.PackageClauseOnly)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range pkgs["config"].Files {
-		if f.Doc != nil && strings.HasPrefix(f.Doc.Text(), "Package config ") {
-			return
-		}
-	}
-	t.Error("package config has no doc comment starting \"Package config \"")
 }
 
 func TestExampleValidates(t *testing.T) {

@@ -35,11 +35,11 @@ func (c *callerConn) Read(p []byte) (int, error) {
 }
 
 // readError returns the first hang-up read error and its time.
-func (c *callerConn) readError() (error, time.Time) {
+func (c *callerConn) readError() (time.Time, error) {
 	if re := c.rerr.Load(); re != nil {
-		return re.err, re.at
+		return re.at, re.err
 	}
-	return nil, time.Time{}
+	return time.Time{}, nil
 }
 
 // CloseWrite sends FIN, for tunnels forwarding a half-close.

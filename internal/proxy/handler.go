@@ -373,6 +373,16 @@ func (ex *exchange) fail(err error) {
 	if f.Side == hangup.Caller {
 		ex.status = d.Status
 		ex.abortUpstream()
+		// A caller that is still there sent too much, or sent a body
+		// that does not parse: it gets a 4xx, not silence.
+		switch tooBig := new(http.MaxBytesError); {
+		case errors.As(f.Err, &tooBig):
+			ex.writeAnswer(http.StatusRequestEntityTooLarge, "", "request body larger than this route allows")
+			ex.status = http.StatusRequestEntityTooLarge
+		case f.Phase == hangup.SendRequest && !ex.callerGone() && hangup.Classify(f.Err) == hangup.KindUnknown:
+			ex.writeAnswer(http.StatusBadRequest, "", "malformed request body")
+			ex.status = http.StatusBadRequest
+		}
 		return
 	}
 	// The upstream failed or timed out: whatever it is still doing, we
@@ -428,7 +438,7 @@ func isTimeout(err error) bool {
 // saw (FIN or RST) if any, else an HTTP/2 stream reset.
 func (ex *exchange) callerKind(bodyErr error) hangup.Kind {
 	if cc := callerConnFrom(ex.callerCtx); cc != nil {
-		if err, at := cc.readError(); err != nil {
+		if at, err := cc.readError(); err != nil {
 			ex.abortedAt = at
 			return hangup.Classify(err)
 		}

@@ -123,19 +123,6 @@ func (s *logSink) next(t *testing.T, path string) map[string]any {
 	}
 }
 
-// count returns how many records there are for path.
-func (s *logSink) count(path string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, r := range s.recs {
-		if r["path"] == path {
-			n++
-		}
-	}
-	return n
-}
-
 // wantLog checks fields of an access-log record.
 func wantLog(t *testing.T, rec map[string]any, want map[string]any) {
 	t.Helper()

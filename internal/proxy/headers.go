@@ -56,20 +56,6 @@ func namedIn(connection []string, k string) bool {
 	return false
 }
 
-// removeHopHeaders deletes hop-by-hop headers from h in place.
-func removeHopHeaders(h http.Header) {
-	for _, v := range h["Connection"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" {
-				h.Del(tok)
-			}
-		}
-	}
-	for _, k := range hopHeaders {
-		delete(h, k)
-	}
-}
-
 // forwarded sets X-Forwarded-For, -Proto and -Host on out. Incoming values
 // are kept (and For appended to) only when the direct peer is a trusted
 // proxy; from anyone else they are replaced, so a caller cannot forge its

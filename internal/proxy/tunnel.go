@@ -105,18 +105,20 @@ func (ex *exchange) tunnel(down net.Conn, downBuf *bufio.Reader, back io.ReadWri
 	done := ex.h.tunnels.add(caller, up)
 	defer done()
 
-	ends := make(chan tunnelEnd, 1) // sized so the second copier never blocks
+	// Both copiers run on their own goroutines so the order in which
+	// they end is the order of the hang-ups; sized so neither blocks.
+	ends := make(chan tunnelEnd, 2)
 	var wg sync.WaitGroup
 	wg.Go(func() { ends <- copyHalf(up, readerOf(downBuf, down), hangup.Caller, caller) })
-	first := copyHalf(caller, back, hangup.Upstream, up)
-	second := <-ends
+	wg.Go(func() { ends <- copyHalf(caller, back, hangup.Upstream, up) })
+	first, second := <-ends, <-ends
 	wg.Wait()
 	caller.Close()
 	up.Close()
 	ex.tunnelOutcome(first, second)
 }
 
-// tunnelOutcome records who ended the tunnel first.
+// tunnelOutcome records who ended the tunnel: a ended first, b second.
 func (ex *exchange) tunnelOutcome(a, b tunnelEnd) {
 	first := a
 	if a.kind == hangup.FIN && b.kind != hangup.FIN {

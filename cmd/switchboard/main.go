@@ -55,7 +55,8 @@ Run "switchboard <command> -h" for the command's flags.`
 // run dispatches a subcommand. Signals arrive on sigs.
 func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
 	if len(args) == 0 {
-		return usageError{errors.New(usage)}
+		fmt.Fprintln(stderr, usage)
+		return usageError{errors.New("no command given")}
 	}
 	switch args[0] {
 	case "serve":
@@ -69,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
 		fmt.Fprintln(stdout, usage)
 		return nil
 	}
-	return usageError{fmt.Errorf("unknown command %q\n%s", args[0], usage)}
+	return usageError{fmt.Errorf("unknown command %q (run \"switchboard help\")", args[0])}
 }
 
 const version = "0.1.0-dev"

@@ -40,7 +40,7 @@ func serve(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) error
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	return waitForSignals(srv, cfg, *path, log, sigs)
+	return waitForSignals(srv, *path, log, sigs)
 }
 
 func loadConfig(path, listen, up string) (*config.Config, error) {
@@ -57,13 +57,13 @@ func loadConfig(path, listen, up string) (*config.Config, error) {
 
 // waitForSignals reloads on SIGHUP and drains on SIGTERM/SIGINT; a second
 // stop signal during the drain closes everything at once.
-func waitForSignals(srv *proxy.Server, cfg *config.Config, path string, log *slog.Logger, sigs <-chan os.Signal) error {
+func waitForSignals(srv *proxy.Server, path string, log *slog.Logger, sigs <-chan os.Signal) error {
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			reload(srv, path, log)
 			continue
 		}
-		return drain(srv, cfg, log, sigs)
+		return drain(srv, log, sigs)
 	}
 	srv.Close()
 	return nil
@@ -75,7 +75,9 @@ func reload(srv *proxy.Server, path string, log *slog.Logger) {
 		return
 	}
 	cfg, err := config.Load(path)
-	if err == nil {
+	if err != nil {
+		srv.Metrics().Reload(false)
+	} else {
 		err = srv.Reload(cfg)
 	}
 	if err != nil {
@@ -85,8 +87,10 @@ func reload(srv *proxy.Server, path string, log *slog.Logger) {
 	log.Info("configuration reloaded", "file", path)
 }
 
-func drain(srv *proxy.Server, cfg *config.Config, log *slog.Logger, sigs <-chan os.Signal) error {
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout.D())
+func drain(srv *proxy.Server, log *slog.Logger, sigs <-chan os.Signal) error {
+	// The drain timeout of the configuration in force, which a reload
+	// may have changed.
+	ctx, cancel := context.WithTimeout(context.Background(), srv.DrainTimeout())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(ctx) }()

@@ -26,11 +26,16 @@ type Handler struct {
 	metrics *metrics.Metrics
 	tunnels tunnelSet
 	active  sync.WaitGroup // requests being served, so Close can wait for them
+	// closing is cancelled when the server closes: it ends the upstream
+	// exchanges of ignore_client_abort routes, which nothing else stops.
+	closing     context.Context
+	stopClosing context.CancelFunc
 }
 
 // newHandler returns a handler serving t.
 func newHandler(t *table, accessLog *slog.Logger, m *metrics.Metrics) *Handler {
 	h := &Handler{metrics: m}
+	h.closing, h.stopClosing = context.WithCancel(context.Background())
 	h.table.Store(t)
 	h.log.Store(accessLog)
 	return h
@@ -74,13 +79,14 @@ type exchange struct {
 	start     time.Time
 	callerCtx context.Context // the caller's request context: the abort signal
 
-	ctx       context.Context         // the upstream attempt's context
-	cancel    context.CancelCauseFunc // cancels ctx with a cause: a timeout, or the caller leaving
-	stopTotal context.CancelFunc      // releases the total timeout, nil if none
-	dial      upstream.DialControl
-	endpoint  *upstream.Endpoint
-	body      *callerBody
-	res       *http.Response
+	ctx         context.Context         // the upstream attempt's context
+	cancel      context.CancelCauseFunc // cancels ctx with a cause: a timeout, or the caller leaving
+	stopTotal   context.CancelFunc      // releases the total timeout, nil if none
+	stopClosing func() bool             // unhooks ctx from the server closing; nil if not hooked
+	dial        upstream.DialControl
+	endpoint    *upstream.Endpoint
+	body        *callerBody
+	res         *http.Response
 
 	phase    atomic.Uint32 // hangup.Phase; written by httptrace hooks on transport goroutines
 	uconn    atomic.Pointer[upstream.Conn]
@@ -133,6 +139,9 @@ func (ex *exchange) prepare() {
 		ctx, ex.stopTotal = context.WithTimeoutCause(ctx, d, &hangup.TimeoutError{After: d})
 	}
 	ex.ctx, ex.cancel = context.WithCancelCause(ctx)
+	if ex.route.ignoreAbort {
+		ex.stopClosing = context.AfterFunc(ex.h.closing, func() { ex.cancel(errServerClosed) })
+	}
 	ex.dial = upstream.DialControl{Abort: ex.ctx, Timeout: ex.route.connect}
 	ex.setPhase(hangup.Connect)
 }
@@ -143,7 +152,12 @@ func (ex *exchange) release() {
 	if ex.stopTotal != nil {
 		ex.stopTotal()
 	}
+	if ex.stopClosing != nil {
+		ex.stopClosing()
+	}
 }
+
+var errServerClosed = errors.New("switchboard is shutting down")
 
 // outRequest builds the request to send upstream.
 func (ex *exchange) outRequest(t *table) *http.Request {
@@ -166,6 +180,10 @@ func (ex *exchange) outRequest(t *table) *http.Request {
 		Host:          r.Host,
 	}
 	copyHeader(out.Header, r.Header)
+	if _, ok := r.Header["User-Agent"]; !ok {
+		// Without this net/http would send its own "Go-http-client".
+		out.Header["User-Agent"] = []string{""}
+	}
 	delete(out.Header, "Expect") // our server already answered 100-continue
 	if headerHasToken(r.Header["Te"], "trailers") {
 		out.Header.Set("Te", "trailers")

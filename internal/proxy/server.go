@@ -44,11 +44,12 @@ type Server struct {
 	cfg       *config.Config
 	listeners map[string]*listener // by configured address
 	admin     *listener
-	logFile   *os.File // open access-log file, if any
+	access    *accessWriter
 	started   bool
 
-	draining atomic.Bool
-	wg       sync.WaitGroup // serve loops
+	draining     atomic.Bool
+	adminHandler atomic.Pointer[http.Handler]
+	wg           sync.WaitGroup // serve loops
 }
 
 // listener is one bound socket and the http.Server serving it.
@@ -78,12 +79,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, log: opts.Log, metrics: opts.Metrics, cfg: cfg, listeners: map[string]*listener{}}
-	access, f, err := s.openAccessLog(cfg)
+	w, f, err := s.openAccessLog(cfg)
 	if err != nil {
 		return nil, err
 	}
-	s.logFile = f
-	s.handler = newHandler(t, access, opts.Metrics)
+	s.access = &accessWriter{w: w, f: f}
+	s.handler = newHandler(t, slog.New(slog.NewJSONHandler(s.access, nil)), opts.Metrics)
 	return s, nil
 }
 
@@ -196,12 +197,22 @@ func (s *Server) proxyServer(l *listener) *http.Server {
 	return srv
 }
 
+func (s *Server) newAdminHandler(cfg *config.Config) *http.Handler {
+	h := admin.Handler(admin.Options{
+		Token:    cfg.Admin.Token,
+		Ready:    func() bool { return !s.draining.Load() },
+		Registry: s.metrics.Registry,
+	})
+	return &h
+}
+
+// adminServer serves the admin handler current at each request, so a
+// reload can change the token without touching a running http.Server.
 func (s *Server) adminServer(cfg *config.Config) *http.Server {
+	s.adminHandler.Store(s.newAdminHandler(cfg))
 	return &http.Server{
-		Handler: admin.Handler(admin.Options{
-			Token:    cfg.Admin.Token,
-			Ready:    func() bool { return !s.draining.Load() },
-			Registry: s.metrics.Registry,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			(*s.adminHandler.Load()).ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -283,7 +294,7 @@ func (s *Server) reload(cfg *config.Config) error {
 		}
 		added[lc.Address] = l
 	}
-	access, f, err := s.openAccessLog(cfg)
+	w, f, err := s.openAccessLog(cfg)
 	if err != nil {
 		closeAll(added)
 		return err
@@ -291,11 +302,7 @@ func (s *Server) reload(cfg *config.Config) error {
 	// Nothing can fail from here on.
 	s.handler.table.Store(t)
 	old.retire(t)
-	s.handler.log.Store(access)
-	if s.logFile != nil {
-		s.logFile.Close()
-	}
-	s.logFile = f
+	s.access.swap(w, f)
 	for addr, l := range s.listeners {
 		if !hasListener(cfg, addr) {
 			delete(s.listeners, addr)
@@ -306,8 +313,8 @@ func (s *Server) reload(cfg *config.Config) error {
 		s.listeners[addr] = l
 		s.serve(l)
 	}
-	if cfg.Admin.Token != s.cfg.Admin.Token && s.admin != nil {
-		s.admin.srv.Handler = s.adminServer(cfg).Handler
+	if cfg.Admin.Token != s.cfg.Admin.Token {
+		s.adminHandler.Store(s.newAdminHandler(cfg))
 	}
 	s.cfg = cfg
 	return nil
@@ -353,6 +360,9 @@ func (s *Server) drainListener(l *listener) {
 		l.srv.Close()
 	}
 }
+
+// DrainTimeout returns the drain timeout of the configuration in force.
+func (s *Server) DrainTimeout() time.Duration { return s.drainTimeout() }
 
 func (s *Server) drainTimeout() time.Duration {
 	s.mu.Lock()
@@ -403,10 +413,10 @@ func (s *Server) Close() {
 	}
 	s.mu.Unlock()
 	s.handler.tunnels.closeAll()
+	s.handler.stopClosing()
 	s.wg.Wait()
-	// Closing the callers' connections cancelled every request (except on
-	// ignore_client_abort routes, which finish their upstream exchange);
-	// wait for them so no upstream connection returns to a pool after it
+	// Closing the callers' connections cancelled every request, and
+	// stopClosing those on ignore_client_abort routes; wait for them so no upstream connection returns to a pool after it
 	// was emptied.
 	s.handler.active.Wait()
 	s.mu.Lock()
@@ -414,32 +424,51 @@ func (s *Server) Close() {
 	for _, p := range s.handler.table.Load().pools {
 		p.Close()
 	}
-	if s.logFile != nil {
-		s.logFile.Close()
-		s.logFile = nil
-	}
+	s.access.swap(io.Discard, nil)
 }
 
-// openAccessLog opens cfg's access-log destination.
-func (s *Server) openAccessLog(cfg *config.Config) (*slog.Logger, *os.File, error) {
-	var w io.Writer
-	var f *os.File
+// openAccessLog opens cfg's access-log destination; f is the file to close
+// later, if one was opened. Reopening the same path on every reload lets
+// SIGHUP follow log rotation.
+func (s *Server) openAccessLog(cfg *config.Config) (w io.Writer, f *os.File, err error) {
 	switch p := cfg.AccessLog.Path; p {
 	case "off":
-		return slog.New(slog.DiscardHandler), nil, nil
+		return io.Discard, nil, nil
 	case "", "stdout":
-		w = s.opts.Stdout
+		return s.opts.Stdout, nil, nil
 	case "stderr":
-		w = s.opts.Stderr
+		return s.opts.Stderr, nil, nil
 	default:
-		var err error
 		f, err = os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: access_log.path: %w", cfg.Where("access_log.path"), err)
 		}
-		w = f
+		return f, f, nil
 	}
-	return slog.New(slog.NewJSONHandler(w, nil)), f, nil
+}
+
+// accessWriter is the access log's destination. A reload swaps it under
+// the lock, so no record is written to a file after it was closed.
+type accessWriter struct {
+	mu sync.Mutex // guards w and f
+	w  io.Writer
+	f  *os.File
+}
+
+func (a *accessWriter) Write(p []byte) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.w.Write(p)
+}
+
+// swap sets a new destination and closes the old file, if any.
+func (a *accessWriter) swap(w io.Writer, f *os.File) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f != nil && a.f != f {
+		a.f.Close()
+	}
+	a.w, a.f = w, f
 }
 
 func hasListener(cfg *config.Config, addr string) bool {

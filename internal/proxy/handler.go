@@ -114,16 +114,25 @@ func (ex *exchange) getPhase() hangup.Phase  { return hangup.Phase(ex.phase.Load
 func (ex *exchange) serve(t *table) {
 	ex.prepare()
 	defer ex.release()
-	out := ex.outRequest(t)
+	res := ex.roundTrip(ex.outRequest(t))
+	if res == nil {
+		return
+	}
+	defer res.Body.Close()
+	ex.relay(res)
+}
+
+// roundTrip makes the upstream attempt. It returns the response, or nil
+// after ending the exchange with the failure.
+func (ex *exchange) roundTrip(out *http.Request) *http.Response {
 	res, err := ex.route.pool.Transport.RoundTrip(out)
 	ex.stopHeaderTimer()
 	if err != nil {
 		ex.fail(err)
-		return
+		return nil
 	}
 	ex.res = res
-	defer res.Body.Close()
-	ex.relay(res)
+	return res
 }
 
 // prepare derives the attempt's context from the caller's and arms the

@@ -31,13 +31,10 @@ func (ex *exchange) serveUpgrade(t *table) {
 	out := ex.outRequest(t)
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", want)
-	res, err := ex.route.pool.Transport.RoundTrip(out)
-	ex.stopHeaderTimer()
-	if err != nil {
-		ex.fail(err)
+	res := ex.roundTrip(out)
+	if res == nil {
 		return
 	}
-	ex.res = res
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusSwitchingProtocols {
 		ex.relay(res) // the upstream declined: an ordinary response

@@ -301,7 +301,10 @@ func (ex *exchange) copyBody(res *http.Response) error {
 	defer bufPool.Put(bp)
 	buf := *bp
 	flush := res.ContentLength < 0 || isEventStream(res.Header)
-	rc := http.NewResponseController(ex.w)
+	var rc *http.ResponseController
+	if flush {
+		rc = http.NewResponseController(ex.w)
+	}
 	var idle *time.Timer
 	if d := ex.route.idleBody; d > 0 {
 		idle = time.AfterFunc(d, func() {

@@ -40,12 +40,13 @@ type Server struct {
 	metrics *metrics.Metrics
 	handler *Handler
 
-	mu        sync.Mutex // guards the fields below
-	cfg       *config.Config
-	listeners map[string]*listener // by configured address
-	admin     *listener
-	access    *accessWriter
-	started   bool
+	mu         sync.Mutex // guards the fields below
+	cfg        *config.Config
+	listeners  map[string]*listener // by configured address
+	admin      *listener
+	access     *accessWriter
+	accessJSON *slog.Logger // JSON records into access; swapped for a discarding logger when off
+	started    bool
 
 	draining     atomic.Bool
 	adminHandler atomic.Pointer[http.Handler]
@@ -84,7 +85,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.access = &accessWriter{w: w, f: f}
-	s.handler = newHandler(t, slog.New(slog.NewJSONHandler(s.access, nil)), opts.Metrics)
+	s.accessJSON = slog.New(slog.NewJSONHandler(s.access, nil))
+	s.handler = newHandler(t, s.accessLogger(cfg), opts.Metrics)
 	return s, nil
 }
 
@@ -303,6 +305,7 @@ func (s *Server) reload(cfg *config.Config) error {
 	s.handler.table.Store(t)
 	old.retire(t)
 	s.access.swap(w, f)
+	s.handler.log.Store(s.accessLogger(cfg))
 	for addr, l := range s.listeners {
 		if !hasListener(cfg, addr) {
 			delete(s.listeners, addr)
@@ -445,6 +448,15 @@ func (s *Server) openAccessLog(cfg *config.Config) (w io.Writer, f *os.File, err
 		}
 		return f, f, nil
 	}
+}
+
+// accessLogger returns the access logger for cfg. With the access log off
+// it discards records before they are formatted.
+func (s *Server) accessLogger(cfg *config.Config) *slog.Logger {
+	if cfg.AccessLog.Path == "off" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.accessJSON
 }
 
 // accessWriter is the access log's destination. A reload swaps it under

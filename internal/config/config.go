@@ -108,6 +108,52 @@ type Pool struct {
 	TLS                *TLS       `yaml:"tls"`                   // client TLS for https endpoints; nil = system roots, no client cert
 	MaxIdlePerEndpoint int        `yaml:"max_idle_per_endpoint"` // idle connections kept per endpoint; default 64
 	IdleConnTimeout    Duration   `yaml:"idle_conn_timeout"`     // default 4s, below Node.js's 5s keep-alive so the proxy closes first
+	// Balance picks an endpoint per attempt: "round_robin" (default, smooth
+	// weighted) or "least_outstanding" (power of two choices on requests in
+	// flight, weighted).
+	Balance string `yaml:"balance"`
+	// MaxConnsPerEndpoint caps the requests in flight (and so the HTTP/1.1
+	// connections) to each endpoint; 0 (default) means no limit.
+	MaxConnsPerEndpoint int `yaml:"max_conns_per_endpoint"`
+	// MaxQueue bounds how many requests may wait for a free endpoint slot
+	// when every endpoint is at MaxConnsPerEndpoint; default 100. A request
+	// that finds the queue full gets 503 at once.
+	MaxQueue int `yaml:"max_queue"`
+	// QueueTimeout is how long a request waits in that queue; default 1s.
+	QueueTimeout Duration `yaml:"queue_timeout"`
+	Health       Health   `yaml:"health"`
+}
+
+// Balance policies.
+const (
+	BalanceRoundRobin       = "round_robin"
+	BalanceLeastOutstanding = "least_outstanding"
+)
+
+// Health configures how a pool decides an endpoint is not worth trying.
+type Health struct {
+	Passive PassiveHealth `yaml:"passive"`
+	// Active, when set, probes every endpoint with an HTTP GET.
+	Active *ActiveHealth `yaml:"active"`
+}
+
+// PassiveHealth ejects an endpoint that fails real requests several times
+// in a row: connect failures, resets or closes before a response, and 5xx
+// answers count; any other answer resets the count.
+type PassiveHealth struct {
+	ConsecutiveFailures int      `yaml:"consecutive_failures"` // default 5; failures in a row that eject
+	BaseEjection        Duration `yaml:"base_ejection"`        // default 10s; doubles with each ejection in a row
+	MaxEjection         Duration `yaml:"max_ejection"`         // default 5m; cap on the growing ejection time
+	MaxEjectedPercent   int      `yaml:"max_ejected_percent"`  // default 50; share of the pool that may be ejected at once, 1..100
+}
+
+// ActiveHealth probes each endpoint on its own schedule.
+type ActiveHealth struct {
+	Path               string   `yaml:"path"`                // required; GET this path, healthy on 2xx or 3xx
+	Interval           Duration `yaml:"interval"`            // default 5s
+	Timeout            Duration `yaml:"timeout"`             // default 1s; must be less than interval
+	HealthyThreshold   int      `yaml:"healthy_threshold"`   // default 2 successes in a row to mark healthy
+	UnhealthyThreshold int      `yaml:"unhealthy_threshold"` // default 3 failures in a row to mark unhealthy
 }
 
 // Pool protocols.
@@ -137,6 +183,43 @@ type Route struct {
 	Timeouts          Timeouts `yaml:"timeouts"`            //
 	IgnoreClientAbort bool     `yaml:"ignore_client_abort"` // finish the upstream exchange even if the caller hangs up
 	MaxRequestBody    Size     `yaml:"max_request_body"`    // default 10MiB
+	Retries           Retries  `yaml:"retries"`             //
+	Hedge             Hedge    `yaml:"hedge"`               //
+}
+
+// Retries says when a failed attempt is tried again. Only safe requests are
+// replayed: an idempotent method, an Idempotency-Key header, or a request
+// that provably never reached the upstream.
+type Retries struct {
+	MaxAttempts int `yaml:"max_attempts"` // default 3, counting the first; 1 turns retries off; at most 10
+	// PerTryTimeout bounds one attempt from connect to response headers;
+	// default 0 = none beyond the phase timeouts. An attempt that runs out
+	// is retried like a reset.
+	PerTryTimeout Duration `yaml:"per_try_timeout"`
+	// RetryOnStatus lists response statuses that are retried for safe
+	// requests; default [502, 503, 504]. Each is 400..599.
+	RetryOnStatus []int    `yaml:"retry_on_status"`
+	BackoffBase   Duration `yaml:"backoff_base"`    // default 25ms; first backoff ceiling, doubling per retry (full jitter)
+	BackoffMax    Duration `yaml:"backoff_max"`     // default 1s; cap on the backoff ceiling
+	RetryAfterMax Duration `yaml:"retry_after_max"` // default 5s; a 503/429 Retry-After up to this is honoured, a longer one is relayed
+	// BufferBody is how much of a request body is kept for replay; default
+	// 1MiB. A longer body streams through and its request is not retried.
+	BufferBody Size   `yaml:"buffer_body"`
+	Budget     Budget `yaml:"budget"`
+}
+
+// Budget bounds retries so an outage cannot become a retry storm: over a
+// sliding 10-second window, retries may add at most Ratio of the requests
+// seen, plus MinPerSecond per second.
+type Budget struct {
+	Ratio        float64 `yaml:"ratio"`          // default 0.2; 0 < ratio <= 1
+	MinPerSecond int     `yaml:"min_per_second"` // default 10
+}
+
+// Hedge sends a second attempt of an idempotent request when the first has
+// not answered within Delay, keeps the first answer and aborts the other.
+type Hedge struct {
+	Delay Duration `yaml:"delay"` // default 0 = off
 }
 
 // Match selects requests for a route.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard-proxy/switchboard/internal/config"
@@ -20,6 +21,11 @@ type Endpoint struct {
 	Weight int
 
 	current int // smooth weighted round robin state, guarded by Pool.mu
+
+	// keepAlive is the idle timeout the endpoint advertised in its last
+	// Keep-Alive response header, in nanoseconds; 0 if none was seen. See
+	// keepalive.go (rule R6).
+	keepAlive atomic.Int64
 }
 
 // Pool is a set of endpoints that serve the same content, with one HTTP

@@ -59,11 +59,11 @@ type Loop struct {
 
 // Start begins the attempts of one request that must end by deadline (zero
 // for none). It counts the request in the policy's budget.
-func (p *Policy) Start(deadline time.Time) *Loop {
+func (p *Policy) Start(deadline time.Time) Loop {
 	if p.Budget != nil {
 		p.Budget.Request()
 	}
-	return &Loop{p: p, attempts: 1, deadline: deadline}
+	return Loop{p: p, attempts: 1, deadline: deadline}
 }
 
 // Attempts returns how many attempts have started, counting the first.

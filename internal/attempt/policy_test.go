@@ -142,7 +142,8 @@ func TestRetryAfter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := testPolicy(c)
 			p.RetryOnStatus = append(p.RetryOnStatus, 429)
-			v := p.Start(time.Time{}).After(Result{Status: tc.status, RetryAfter: tc.header, Request: get})
+			l := p.Start(time.Time{})
+			v := l.After(Result{Status: tc.status, RetryAfter: tc.header, Request: get})
 			if v.Retry != tc.retry || v.Delay != tc.delay || v.Reason != tc.reason {
 				t.Fatalf("After = %+v, want retry=%v delay=%v reason=%q", v, tc.retry, tc.delay, tc.reason)
 			}

@@ -27,6 +27,8 @@ type Metrics struct {
 	inFlight  *prometheus.GaugeVec
 	abortLat  prometheus.Histogram
 	reloads   *prometheus.CounterVec
+	retries   *prometheus.CounterVec
+	noRetries *prometheus.CounterVec
 }
 
 // New creates the metrics in a new registry, with the Go runtime and process
@@ -60,8 +62,16 @@ func New() *Metrics {
 			Name: "switchboard_config_reloads_total",
 			Help: "Configuration reloads by result (ok, rejected).",
 		}, []string{"result"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_retries_total",
+			Help: "Attempts made again, by route and reason (connect_failure, reset_before_response, timeout, status_NNN).",
+		}, []string{"route", "reason"}),
+		noRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_retries_refused_total",
+			Help: "Failed attempts not retried although another could have helped, by route and reason (not_idempotent, body_not_replayable, attempts_exhausted, budget_exhausted, deadline, retry_after_too_long).",
+		}, []string{"route", "reason"}),
 	}
-	m.Registry.MustRegister(m.requests, m.duration, m.prevented, m.inFlight, m.abortLat, m.reloads,
+	m.Registry.MustRegister(m.requests, m.duration, m.prevented, m.inFlight, m.abortLat, m.reloads, m.retries, m.noRetries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -112,6 +122,22 @@ func (m *Metrics) Reload(ok bool) {
 		r = "rejected"
 	}
 	m.reloads.WithLabelValues(r).Inc()
+}
+
+// Retry counts an attempt made again, by why.
+func (m *Metrics) Retry(route, reason string) {
+	if m == nil {
+		return
+	}
+	m.retries.WithLabelValues(route, reason).Inc()
+}
+
+// RetryRefused counts a failed attempt that was not retried, by why not.
+func (m *Metrics) RetryRefused(route, reason string) {
+	if m == nil {
+		return
+	}
+	m.noRetries.WithLabelValues(route, reason).Inc()
 }
 
 var statusLabels = func() (s [600]string) {

@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptrace"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,21 +77,19 @@ type exchange struct {
 	start     time.Time
 	callerCtx context.Context // the caller's request context: the abort signal
 
-	ctx         context.Context         // the upstream attempt's context
+	ctx         context.Context         // the exchange's context: the caller's, bounded by the total timeout
 	cancel      context.CancelCauseFunc // cancels ctx with a cause: a timeout, or the caller leaving
 	stopTotal   context.CancelFunc      // releases the total timeout, nil if none
 	stopClosing func() bool             // unhooks ctx from the server closing; nil if not hooked
-	dial        upstream.DialControl
-	endpoint    *upstream.Endpoint
 	body        *callerBody
+	replay      *replayBody  // keeps the body for another attempt; nil when the route never retries
+	loop        attempt.Loop // the retry state, when the route retries
+	try         *try         // the current (or last) attempt
+	tries       []tryLog     // every attempt but the last, for the access log
+	noRetry     string       // why a failed attempt was not retried, if it was not
+	endpoint    *upstream.Endpoint
 	res         *http.Response
-
-	phase    atomic.Uint32 // hangup.Phase; written by httptrace hooks on transport goroutines
-	uconn    atomic.Pointer[upstream.Conn]
-	h2       atomic.Bool // the upstream connection speaks HTTP/2
-	headerMu sync.Mutex  // guards headerTimer and headerDone
-	header   *time.Timer
-	hdrDone  bool
+	phase       hangup.Phase // the exchange's own phase between attempts (backoff)
 
 	wroteHeader bool
 	downDead    bool // the caller's socket ended: write nothing more
@@ -107,150 +103,9 @@ type exchange struct {
 	ignored     bool // the caller left, but the route let the upstream finish
 }
 
-func (ex *exchange) setPhase(p hangup.Phase) { ex.phase.Store(uint32(p)) }
-func (ex *exchange) getPhase() hangup.Phase  { return hangup.Phase(ex.phase.Load()) }
-
-// serve makes the upstream attempt and relays its response.
-func (ex *exchange) serve(t *table) {
-	ex.prepare()
-	defer ex.release()
-	res := ex.roundTrip(ex.outRequest(t))
-	if res == nil {
-		return
-	}
-	defer res.Body.Close()
-	ex.relay(res)
-}
-
-// roundTrip makes the upstream attempt. It returns the response, or nil
-// after ending the exchange with the failure.
-func (ex *exchange) roundTrip(out *http.Request) *http.Response {
-	res, err := ex.route.pool.Transport.RoundTrip(out)
-	ex.stopHeaderTimer()
-	if err != nil {
-		ex.fail(err)
-		return nil
-	}
-	ex.res = res
-	return res
-}
-
-// prepare derives the attempt's context from the caller's and arms the
-// total timeout.
-func (ex *exchange) prepare() {
-	ctx := ex.callerCtx
-	if ex.route.ignoreAbort {
-		// On purpose: the route wants the upstream to finish its work
-		// even when the caller leaves (ignore_client_abort).
-		ctx = context.WithoutCancel(ctx)
-	}
-	if d := ex.route.total; d > 0 {
-		ctx, ex.stopTotal = context.WithTimeoutCause(ctx, d, &hangup.TimeoutError{After: d})
-	}
-	ex.ctx, ex.cancel = context.WithCancelCause(ctx)
-	if ex.route.ignoreAbort {
-		ex.stopClosing = context.AfterFunc(ex.h.closing, func() { ex.cancel(errServerClosed) })
-	}
-	ex.dial = upstream.DialControl{Abort: ex.ctx, Timeout: ex.route.connect}
-	ex.setPhase(hangup.Connect)
-}
-
-// release frees the attempt's context.
-func (ex *exchange) release() {
-	ex.cancel(nil)
-	if ex.stopTotal != nil {
-		ex.stopTotal()
-	}
-	if ex.stopClosing != nil {
-		ex.stopClosing()
-	}
-}
-
-var errServerClosed = errors.New("switchboard is shutting down")
-
-// outRequest builds the request to send upstream.
-func (ex *exchange) outRequest(t *table) *http.Request {
-	r := ex.r
-	ex.endpoint = ex.route.pool.Pick()
-	out := &http.Request{
-		Method: r.Method,
-		URL: &url.URL{
-			Scheme:   ex.endpoint.Scheme,
-			Host:     ex.endpoint.Host,
-			Path:     r.URL.Path,
-			RawPath:  r.URL.RawPath,
-			RawQuery: r.URL.RawQuery,
-		},
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        make(http.Header, len(r.Header)+3),
-		ContentLength: r.ContentLength,
-		Host:          r.Host,
-	}
-	copyHeader(out.Header, r.Header)
-	if _, ok := r.Header["User-Agent"]; !ok {
-		// Without this net/http would send its own "Go-http-client".
-		out.Header["User-Agent"] = []string{""}
-	}
-	delete(out.Header, "Expect") // our server already answered 100-continue
-	if headerHasToken(r.Header["Te"], "trailers") {
-		out.Header.Set("Te", "trailers")
-	}
-	forwarded(out.Header, r, t.trusted)
-	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
-		ex.body = &callerBody{rc: r.Body, limit: ex.route.maxBody}
-		out.Body = ex.body
-	}
-	if len(r.Trailer) > 0 {
-		out.Trailer = r.Trailer
-	}
-	ctx := upstream.WithDialControl(ex.ctx, &ex.dial)
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn:      ex.gotConn,
-		WroteRequest: ex.wroteRequest,
-	})
-	return out.WithContext(ctx)
-}
-
-// gotConn runs on a transport goroutine when a connection is assigned.
-func (ex *exchange) gotConn(info httptrace.GotConnInfo) {
-	if c := upstream.Unwrap(info.Conn); c != nil {
-		ex.uconn.Store(c)
-	}
-	ex.h2.Store(isH2Conn(info.Conn) || ex.route.h2Pool)
-	ex.setPhase(hangup.SendRequest)
-}
-
-// wroteRequest runs on a transport goroutine once the whole request went
-// out: from now on the response-header timeout runs.
-func (ex *exchange) wroteRequest(httptrace.WroteRequestInfo) {
-	ex.setPhase(hangup.AwaitHeaders)
-	d := ex.route.respHeader
-	if d <= 0 {
-		return
-	}
-	ex.headerMu.Lock()
-	defer ex.headerMu.Unlock()
-	if !ex.hdrDone {
-		ex.header = time.AfterFunc(d, func() {
-			ex.cancel(&hangup.TimeoutError{Phase: hangup.AwaitHeaders, After: d})
-		})
-	}
-}
-
-func (ex *exchange) stopHeaderTimer() {
-	ex.headerMu.Lock()
-	defer ex.headerMu.Unlock()
-	ex.hdrDone = true
-	if ex.header != nil {
-		ex.header.Stop()
-	}
-}
-
 // relay sends the upstream's response to the caller as it arrives.
 func (ex *exchange) relay(res *http.Response) {
-	ex.setPhase(hangup.StreamResponse)
+	ex.try.setPhase(hangup.StreamResponse)
 	hdr := ex.w.Header()
 	copyHeader(hdr, res.Header)
 	announceTrailers(hdr, res.Trailer)
@@ -395,8 +250,10 @@ func copyTrailers(h http.Header, tr http.Header) {
 
 // fail ends an exchange whose attempt failed with err: classify, decide,
 // abort what must be aborted, and answer if an answer can still be sent.
-func (ex *exchange) fail(err error) {
-	f := ex.classify(err)
+func (ex *exchange) fail(err error) { ex.end(ex.classify(err)) }
+
+// end ends an exchange with the failure f.
+func (ex *exchange) end(f attempt.Failure) {
 	d := attempt.Decide(f)
 	ex.outcome = hangup.Outcome{Side: f.Side, Phase: f.Phase, Kind: f.Kind, Action: d.Action, Err: f.Err}
 	ex.proxyError = d.ProxyError
@@ -418,6 +275,9 @@ func (ex *exchange) fail(err error) {
 	// The upstream failed or timed out: whatever it is still doing, we
 	// no longer want it.
 	ex.cancel(f.Err)
+	if ex.try != nil {
+		ex.try.cancel(f.Err)
+	}
 	ex.closeUpstreamConn()
 	switch d.Action {
 	case hangup.ResetCaller:
@@ -428,6 +288,18 @@ func (ex *exchange) fail(err error) {
 	case hangup.Answered5xx:
 		ex.answerError(d.Status, d.ProxyError, hangup.Outcome{Side: f.Side, Phase: f.Phase, Kind: f.Kind}.Describe())
 	}
+}
+
+// getPhase returns the phase the exchange is in: between attempts its own,
+// else its attempt's.
+func (ex *exchange) getPhase() hangup.Phase {
+	switch {
+	case ex.phase != hangup.PhaseNone:
+		return ex.phase
+	case ex.try != nil:
+		return ex.try.getPhase()
+	}
+	return hangup.Connect
 }
 
 // classify works out who ended a failed attempt, in which phase and how.
@@ -450,6 +322,8 @@ func (ex *exchange) classify(err error) attempt.Failure {
 		f.Kind = ex.callerKind(err)
 	case ex.ctx.Err() != nil && isTimeout(context.Cause(ex.ctx)):
 		f.Side, f.Kind, f.Err = hangup.Upstream, hangup.Timeout, context.Cause(ex.ctx)
+	case ex.try != nil && ex.try.ctx.Err() != nil && isTimeout(context.Cause(ex.try.ctx)):
+		f.Side, f.Kind, f.Err = hangup.Upstream, hangup.Timeout, context.Cause(ex.try.ctx)
 	default:
 		f.Side, f.Kind = hangup.Upstream, hangup.Classify(err)
 		if errors.As(err, &de) {
@@ -510,11 +384,15 @@ func (ex *exchange) abortUpstream() {
 // still making), which is the only way to abort a request on it. HTTP/2
 // connections are shared and are left to the stream reset.
 func (ex *exchange) closeUpstreamConn() *upstream.Conn {
-	c := ex.uconn.Load()
-	if c == nil {
-		c = ex.dial.Conn()
+	tr := ex.try
+	if tr == nil {
+		return nil
 	}
-	if c == nil || ex.h2.Load() {
+	c := tr.uconn.Load()
+	if c == nil {
+		c = tr.dial.Conn()
+	}
+	if c == nil || tr.h2.Load() {
 		return nil
 	}
 	c.Close()

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-proxy/switchboard/internal/attempt"
 	"github.com/switchboard-proxy/switchboard/internal/config"
 	"github.com/switchboard-proxy/switchboard/internal/upstream"
 )
@@ -24,7 +25,10 @@ type route struct {
 	total       time.Duration
 	ignoreAbort bool
 	maxBody     int64
-	h2Pool      bool // the pool speaks only HTTP/2, so no Upgrade tunnels
+	retry       *attempt.Policy // nil: the route never retries
+	perTry      time.Duration
+	bufferBody  int64 // request body bytes kept for a replay
+	h2Pool      bool  // the pool speaks only HTTP/2, so no Upgrade tunnels
 }
 
 // table is one configuration's routing state. It is immutable once built;
@@ -70,6 +74,9 @@ func newTable(cfg *config.Config, prev *table) (*table, error) {
 			ignoreAbort: rc.IgnoreClientAbort,
 			maxBody:     int64(rc.MaxRequestBody),
 			h2Pool:      pc != nil && (pc.Protocol == "h2" || pc.Protocol == "h2c"),
+			retry:       retryPolicy(&rc.Retries),
+			perTry:      rc.Retries.PerTryTimeout.D(),
+			bufferBody:  int64(rc.Retries.BufferBody),
 		})
 	}
 	return t, nil
@@ -98,6 +105,21 @@ func (t *table) retire(next *table) {
 		if next.pools[name] != p {
 			p.Close()
 		}
+	}
+}
+
+// retryPolicy builds a route's retry policy; nil when it never retries.
+func retryPolicy(rc *config.Retries) *attempt.Policy {
+	if rc.MaxAttempts <= 1 {
+		return nil
+	}
+	return &attempt.Policy{
+		MaxAttempts:   rc.MaxAttempts,
+		RetryOnStatus: rc.RetryOnStatus,
+		BackoffBase:   rc.BackoffBase.D(),
+		BackoffMax:    rc.BackoffMax.D(),
+		RetryAfterMax: rc.RetryAfterMax.D(),
+		Budget:        attempt.NewBudget(rc.Budget.Ratio, rc.Budget.MinPerSecond, nil),
 	}
 }
 

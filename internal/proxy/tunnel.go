@@ -28,7 +28,7 @@ func (ex *exchange) serveUpgrade(t *table) {
 	ex.prepare()
 	defer ex.release()
 	want := strings.Join(ex.r.Header.Values("Upgrade"), ", ")
-	out := ex.outRequest(t)
+	out := ex.newTry(t).request(ex, t)
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", want)
 	res := ex.roundTrip(out)
@@ -71,7 +71,7 @@ func (ex *exchange) serveUpgrade(t *table) {
 		ex.outcome = hangup.Outcome{Side: hangup.Caller, Phase: hangup.Tunnel, Kind: hangup.Classify(err), Action: hangup.AbortedUpstream, Err: err}
 		return
 	}
-	ex.setPhase(hangup.Tunnel)
+	ex.try.setPhase(hangup.Tunnel)
 	ex.tunnel(down, brw.Reader, back)
 }
 
@@ -95,7 +95,7 @@ func (ex *exchange) tunnel(down net.Conn, downBuf *bufio.Reader, back io.ReadWri
 	m := ex.h.metrics
 	caller := &guardedConn{rwc: down, tcp: down, prevented: func() { m.PreventedWrite("tunnel_to_caller") }}
 	var upTCP net.Conn
-	if c := ex.uconn.Load(); c != nil {
+	if c := ex.try.uconn.Load(); c != nil {
 		upTCP = c
 	}
 	up := &guardedConn{rwc: back, tcp: upTCP, prevented: func() { m.PreventedWrite("tunnel_to_upstream") }}

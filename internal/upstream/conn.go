@@ -15,7 +15,19 @@ type Conn struct {
 	once     sync.Once
 	closedAt atomic.Int64 // unix nanoseconds of the first Close, 0 while open
 	closed   chan struct{}
+	written  atomic.Int64 // bytes written so far
 }
+
+// Write writes p and counts the bytes written, so an attempt can tell
+// whether anything at all reached the upstream.
+func (c *Conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+// Written returns how many bytes have been written to the connection.
+func (c *Conn) Written() int64 { return c.written.Load() }
 
 func newConn(c net.Conn) *Conn {
 	return &Conn{Conn: c, closed: make(chan struct{})}

@@ -1,0 +1,410 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard-proxy/switchboard/hangup"
+	"github.com/switchboard-proxy/switchboard/internal/attempt"
+	"github.com/switchboard-proxy/switchboard/internal/upstream"
+)
+
+// serve makes attempts at the upstream until one gives a response worth
+// relaying, or a failure that another attempt would not mend or that may not
+// be retried; then it relays the response or ends the exchange.
+func (ex *exchange) serve(t *table) {
+	ex.prepare()
+	defer ex.release()
+	for {
+		tr := ex.newTry(t)
+		res, err := ex.route.pool.Transport.RoundTrip(tr.request(ex, t))
+		tr.headersIn()
+		var v attempt.Verdict
+		if err != nil {
+			f := ex.classify(err)
+			if ex.route.retry != nil && f.Side != hangup.Caller {
+				v = ex.loop.After(attempt.Result{Failure: &f, Request: ex.retryInfo()})
+			}
+			if !v.Retry {
+				ex.refused(v.Reason)
+				ex.end(f)
+				return
+			}
+			ex.logTry(0, &f, v.Reason)
+			tr.cancel(f.Err)
+			ex.closeUpstreamConn()
+		} else {
+			if ex.route.retry != nil {
+				v = ex.loop.After(attempt.Result{Status: res.StatusCode, RetryAfter: res.Header.Get("Retry-After"), Request: ex.retryInfo()})
+			}
+			if !v.Retry {
+				ex.refused(v.Reason)
+				ex.res = res
+				defer res.Body.Close()
+				ex.relay(res)
+				return
+			}
+			ex.logTry(res.StatusCode, nil, v.Reason)
+			res.Body.Close()
+			tr.cancel(nil)
+		}
+		ex.h.metrics.Retry(ex.route.name, v.Reason)
+		if !ex.backoff(v.Delay) {
+			return
+		}
+	}
+}
+
+// roundTrip makes the single attempt of an Upgrade request. It returns the
+// response, or nil after ending the exchange with the failure.
+func (ex *exchange) roundTrip(out *http.Request) *http.Response {
+	res, err := ex.route.pool.Transport.RoundTrip(out)
+	ex.try.headersIn()
+	if err != nil {
+		ex.fail(err)
+		return nil
+	}
+	ex.res = res
+	return res
+}
+
+// backoff waits d before the next attempt. A caller who hangs up during the
+// wait, or the total timeout running out, ends the exchange: it reports
+// false.
+func (ex *exchange) backoff(d time.Duration) bool {
+	ex.phase = hangup.Backoff
+	if err := attempt.Wait(ex.ctx, d); err != nil {
+		ex.end(ex.classify(err))
+		return false
+	}
+	ex.phase = hangup.PhaseNone
+	return true
+}
+
+// refused records why a request was not retried, when a retry would have
+// been wanted.
+func (ex *exchange) refused(reason string) {
+	if reason == "" {
+		return
+	}
+	ex.noRetry = reason
+	ex.h.metrics.RetryRefused(ex.route.name, reason)
+}
+
+// retryInfo tells the retry policy whether the request may be sent again.
+func (ex *exchange) retryInfo() hangup.Attempt {
+	r := ex.r
+	return hangup.Attempt{
+		Method:            r.Method,
+		HasIdempotencyKey: r.Header.Get("Idempotency-Key") != "",
+		BodyReplayable:    ex.body == nil || ex.replay != nil && ex.replay.replayable(),
+		NothingWritten:    ex.try.nothingWritten(),
+	}
+}
+
+// prepare derives the exchange's context from the caller's, arms the total
+// timeout and starts the retry loop.
+func (ex *exchange) prepare() {
+	ctx := ex.callerCtx
+	if ex.route.ignoreAbort {
+		// On purpose: the route wants the upstream to finish its work
+		// even when the caller leaves (ignore_client_abort).
+		ctx = context.WithoutCancel(ctx)
+	}
+	var deadline time.Time
+	if d := ex.route.total; d > 0 {
+		ctx, ex.stopTotal = context.WithTimeoutCause(ctx, d, &hangup.TimeoutError{After: d})
+		deadline = ex.start.Add(d)
+	}
+	ex.ctx, ex.cancel = context.WithCancelCause(ctx)
+	if ex.route.ignoreAbort {
+		ex.stopClosing = context.AfterFunc(ex.h.closing, func() { ex.cancel(errServerClosed) })
+	}
+	if p := ex.route.retry; p != nil {
+		ex.loop = p.Start(deadline)
+	}
+	r := ex.r
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		ex.body = &callerBody{rc: r.Body, limit: ex.route.maxBody}
+		if ex.route.retry != nil && ex.route.bufferBody > 0 {
+			ex.replay = &replayBody{src: ex.body, limit: min(ex.route.bufferBody, ex.route.maxBody)}
+		}
+	}
+}
+
+// release frees the exchange's context.
+func (ex *exchange) release() {
+	ex.cancel(nil)
+	if ex.try != nil {
+		ex.try.stop()
+	}
+	if ex.stopTotal != nil {
+		ex.stopTotal()
+	}
+	if ex.stopClosing != nil {
+		ex.stopClosing()
+	}
+}
+
+var errServerClosed = errors.New("switchboard is shutting down")
+
+// try is one attempt at the upstream. The transport calls its hooks on its
+// own goroutines; each attempt has its own, so a late hook of an abandoned
+// attempt cannot touch the next one.
+type try struct {
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	dial     upstream.DialControl
+	endpoint *upstream.Endpoint
+	start    time.Time
+	route    *route
+
+	phase   atomic.Uint32 // hangup.Phase
+	uconn   atomic.Pointer[upstream.Conn]
+	h2      atomic.Bool  // the connection speaks HTTP/2
+	written atomic.Int64 // bytes uconn had written when it was assigned
+	conns   atomic.Int32 // connections assigned; more than one means the transport replayed the request
+
+	mu        sync.Mutex  // guards the timers and done
+	header    *time.Timer // response-header timeout
+	perTry    *time.Timer // per-try timeout
+	timersOff bool
+}
+
+func (tr *try) setPhase(p hangup.Phase) { tr.phase.Store(uint32(p)) }
+func (tr *try) getPhase() hangup.Phase  { return hangup.Phase(tr.phase.Load()) }
+
+// newTry starts an attempt: it picks an endpoint and arms the per-try
+// timeout.
+func (ex *exchange) newTry(t *table) *try {
+	if ex.try != nil {
+		ex.try.stop()
+	}
+	tr := &try{start: time.Now(), route: ex.route}
+	tr.ctx, tr.cancel = context.WithCancelCause(ex.ctx)
+	tr.dial = upstream.DialControl{Abort: tr.ctx, Timeout: ex.route.connect}
+	tr.endpoint = ex.route.pool.Pick()
+	tr.setPhase(hangup.Connect)
+	if d := ex.route.perTry; d > 0 {
+		tr.perTry = time.AfterFunc(d, func() {
+			tr.cancel(&hangup.TimeoutError{Phase: tr.getPhase(), After: d})
+		})
+	}
+	ex.try, ex.endpoint = tr, tr.endpoint
+	return tr
+}
+
+// stop ends the attempt's timers and context.
+func (tr *try) stop() {
+	tr.headersIn()
+	tr.cancel(nil)
+}
+
+// request builds the request to send upstream on this attempt.
+func (tr *try) request(ex *exchange, t *table) *http.Request {
+	r := ex.r
+	out := &http.Request{
+		Method: r.Method,
+		URL: &url.URL{
+			Scheme:   tr.endpoint.Scheme,
+			Host:     tr.endpoint.Host,
+			Path:     r.URL.Path,
+			RawPath:  r.URL.RawPath,
+			RawQuery: r.URL.RawQuery,
+		},
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        make(http.Header, len(r.Header)+3),
+		ContentLength: r.ContentLength,
+		Host:          r.Host,
+	}
+	copyHeader(out.Header, r.Header)
+	if _, ok := r.Header["User-Agent"]; !ok {
+		// Without this net/http would send its own "Go-http-client".
+		out.Header["User-Agent"] = []string{""}
+	}
+	delete(out.Header, "Expect") // our server already answered 100-continue
+	if headerHasToken(r.Header["Te"], "trailers") {
+		out.Header.Set("Te", "trailers")
+	}
+	forwarded(out.Header, r, t.trusted)
+	switch {
+	case ex.replay != nil:
+		out.Body = ex.replay.reader()
+	case ex.body != nil:
+		out.Body = ex.body
+	}
+	if len(r.Trailer) > 0 {
+		out.Trailer = r.Trailer
+	}
+	ctx := upstream.WithDialControl(tr.ctx, &tr.dial)
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn:      tr.gotConn,
+		WroteRequest: tr.wroteRequest,
+	})
+	return out.WithContext(ctx)
+}
+
+// gotConn runs on a transport goroutine when a connection is assigned.
+func (tr *try) gotConn(info httptrace.GotConnInfo) {
+	if c := upstream.Unwrap(info.Conn); c != nil {
+		tr.written.Store(c.Written())
+		tr.uconn.Store(c)
+	}
+	tr.conns.Add(1)
+	tr.h2.Store(isH2Conn(info.Conn) || tr.route.h2Pool)
+	tr.setPhase(hangup.SendRequest)
+}
+
+// wroteRequest runs on a transport goroutine once the whole request went
+// out: from now on the response-header timeout runs.
+func (tr *try) wroteRequest(httptrace.WroteRequestInfo) {
+	tr.setPhase(hangup.AwaitHeaders)
+	d := tr.route.respHeader
+	if d <= 0 {
+		return
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if !tr.timersOff {
+		tr.header = time.AfterFunc(d, func() {
+			tr.cancel(&hangup.TimeoutError{Phase: hangup.AwaitHeaders, After: d})
+		})
+	}
+}
+
+// headersIn stops the timers that end with the response header.
+func (tr *try) headersIn() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.timersOff = true
+	if tr.header != nil {
+		tr.header.Stop()
+	}
+	if tr.perTry != nil {
+		tr.perTry.Stop()
+	}
+}
+
+// nothingWritten reports whether the attempt provably sent nothing to the
+// upstream: it never got a connection, or its HTTP/1.1 connection wrote no
+// byte. An HTTP/2 stream cannot tell, so it never counts.
+func (tr *try) nothingWritten() bool {
+	if tr.conns.Load() == 0 {
+		return true
+	}
+	c := tr.uconn.Load()
+	return c != nil && !tr.h2.Load() && c.Written() == tr.written.Load()
+}
+
+// tryLog is one attempt in the access log.
+type tryLog struct {
+	Endpoint string  `json:"endpoint"`
+	Status   int     `json:"status,omitempty"`
+	Side     string  `json:"side,omitempty"`
+	Phase    string  `json:"phase,omitempty"`
+	Kind     string  `json:"kind,omitempty"`
+	MS       float64 `json:"duration_ms"`
+	Retry    string  `json:"retry,omitempty"` // why the next attempt was made
+	// Replays counts requests the transport itself sent again on a fresh
+	// connection because a reused one was closed before anything was
+	// written, or before any response byte for an idempotent request.
+	Replays int `json:"conn_replays,omitempty"`
+}
+
+// logTry records the current attempt's end for the access log.
+func (ex *exchange) logTry(status int, f *attempt.Failure, retry string) {
+	tr := ex.try
+	l := tryLog{Endpoint: tr.endpoint.Host, Status: status, MS: ms(time.Since(tr.start)), Retry: retry,
+		Replays: max(int(tr.conns.Load())-1, 0)}
+	if f != nil {
+		l.Side, l.Phase, l.Kind = f.Side.String(), f.Phase.String(), f.Kind.String()
+	}
+	ex.tries = append(ex.tries, l)
+}
+
+// replayBody keeps the first bytes of the caller's body, up to limit, so
+// that a failed attempt can be sent again. Each attempt reads it through its
+// own reader: from the kept bytes first, then on from the caller. Once more
+// than limit bytes were read the request can no longer be replayed, and only
+// the reader that went past the limit can go on.
+type replayBody struct {
+	src   *callerBody
+	limit int64
+
+	mu   sync.Mutex // guards the fields below; held across reads of src
+	kept []byte
+	read int64 // bytes read from src
+	eof  bool
+	lost bool // read past limit: kept is incomplete
+}
+
+// reader returns a reader of the whole body for a new attempt.
+func (b *replayBody) reader() io.ReadCloser { return &replayReader{b: b} }
+
+// replayable reports whether every byte read so far was kept.
+func (b *replayBody) replayable() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.lost
+}
+
+// errReplayOver is what an abandoned attempt's body reader returns: a
+// later attempt owns the body now.
+var errReplayOver = errors.New("request body taken over by a later attempt")
+
+// replayReader is one attempt's view of a replayBody.
+type replayReader struct {
+	b      *replayBody
+	pos    int64
+	closed atomic.Bool // not under b.mu, so Close never waits on a slow caller
+}
+
+func (r *replayReader) Read(p []byte) (int, error) {
+	if r.closed.Load() {
+		return 0, errReplayOver
+	}
+	b := r.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r.pos < int64(len(b.kept)) {
+		n := copy(p, b.kept[r.pos:])
+		r.pos += int64(n)
+		return n, nil
+	}
+	if r.pos != b.read {
+		return 0, errReplayOver // another reader went past the kept bytes
+	}
+	if b.eof {
+		return 0, io.EOF
+	}
+	n, err := b.src.Read(p)
+	b.read += int64(n)
+	r.pos += int64(n)
+	if !b.lost {
+		if b.read <= b.limit {
+			b.kept = append(b.kept, p[:n]...)
+		} else {
+			b.lost, b.kept = true, nil
+		}
+	}
+	if err == io.EOF {
+		b.eof = true
+	}
+	return n, err
+}
+
+// Close ends this attempt's use of the body; the caller's body itself
+// belongs to the server.
+func (r *replayReader) Close() error {
+	r.closed.Store(true)
+	return nil
+}

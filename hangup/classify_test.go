@@ -109,6 +109,8 @@ func TestRetrySafe(t *testing.T) {
 		{"POST never sent", hangup.Attempt{Method: "POST", BodyReplayable: true, NothingWritten: true}, true, "nothing_written"},
 		{"GET body streamed", hangup.Attempt{Method: "GET"}, false, "body_not_replayable"},
 		{"PATCH", hangup.Attempt{Method: "PATCH", BodyReplayable: true}, false, "not_idempotent"},
+		{"POST body streamed", hangup.Attempt{Method: "POST"}, false, "not_idempotent"},
+		{"POST never sent, body streamed", hangup.Attempt{Method: "POST", NothingWritten: true}, false, "body_not_replayable"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

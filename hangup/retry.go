@@ -30,18 +30,26 @@ type Attempt struct {
 }
 
 // RetrySafe reports whether a failed attempt may be sent again, and if not,
-// why not. The request must be replayable, and either idempotent, carry an
-// Idempotency-Key, or never have reached the upstream.
+// why not. The request must be idempotent, carry an Idempotency-Key, or never
+// have reached the upstream; and its body must be replayable. A request that
+// fails both tests is refused as not idempotent, the more basic reason.
 func RetrySafe(a Attempt) (ok bool, reason string) {
+	safe, why := "", ""
 	switch {
+	case a.NothingWritten:
+		safe = "nothing_written"
+	case IdempotentMethod(a.Method):
+		safe = "idempotent_method"
+	case a.HasIdempotencyKey:
+		safe = "idempotency_key"
+	default:
+		why = "not_idempotent"
+	}
+	switch {
+	case why != "":
+		return false, why
 	case !a.BodyReplayable:
 		return false, "body_not_replayable"
-	case a.NothingWritten:
-		return true, "nothing_written"
-	case IdempotentMethod(a.Method):
-		return true, "idempotent_method"
-	case a.HasIdempotencyKey:
-		return true, "idempotency_key"
 	}
-	return false, "not_idempotent"
+	return true, safe
 }

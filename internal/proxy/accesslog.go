@@ -30,6 +30,9 @@ const (
 	keyDetail      = "detail"
 	keyIgnored     = "ignored_abort"
 	keyRemote      = "remote"
+	keyAttempts    = "attempts"
+	keyRetries     = "retries"
+	keyNoRetry     = "no_retry"
 )
 
 // finish writes the request's one access-log record and metrics
@@ -84,6 +87,19 @@ func (ex *exchange) finish() {
 	}
 	if ex.ignored || (o.Side == hangup.Caller && ex.route != nil && ex.route.ignoreAbort) {
 		attrs = append(attrs, slog.Bool(keyIgnored, true))
+	}
+	if ex.try != nil && (len(ex.tries) > 0 || ex.try.conns.Load() > 1) {
+		last := tryLog{Endpoint: ex.try.endpoint.Host, MS: ms(time.Since(ex.try.start)),
+			Replays: max(int(ex.try.conns.Load())-1, 0)}
+		if o.Side == hangup.Upstream {
+			last.Side, last.Phase, last.Kind = o.Side.String(), o.Phase.String(), o.Kind.String()
+		} else if ex.res != nil {
+			last.Status = ex.res.StatusCode
+		}
+		attrs = append(attrs, slog.Any(keyAttempts, append(ex.tries, last)), slog.Int(keyRetries, len(ex.tries)))
+	}
+	if ex.noRetry != "" {
+		attrs = append(attrs, slog.String(keyNoRetry, ex.noRetry))
 	}
 	if ex.proxyError != "" {
 		attrs = append(attrs, slog.String(keyProxyStatus, ex.proxyError))

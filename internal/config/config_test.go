@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"reflect"
 	"testing"
 	"time"
 
@@ -279,5 +280,93 @@ func TestCRLFLines(t *testing.T) {
 	want := `crlf.yaml:4:14: listeners[0].address: invalid address "nope": missing port in address`
 	if err == nil || err.Error() != want {
 		t.Errorf("Parse = %v; want %s", err, want)
+	}
+}
+
+const minimalYAML = `
+listeners:
+  - address: 127.0.0.1:0
+pools:
+  - name: app
+    endpoints:
+      - url: http://127.0.0.1:3000
+  - name: probed
+    endpoints:
+      - url: http://127.0.0.1:3001
+    health:
+      active:
+        path: /healthz
+routes:
+  - pool: app
+  - pool: probed
+`
+
+// TestNewDefaults checks the balancing, health, retry and hedge defaults on
+// a config that writes none of them.
+func TestNewDefaults(t *testing.T) {
+	c, err := Parse("minimal.yaml", []byte(minimalYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, r := c.Pools[0], c.Routes[0]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"balance", p.Balance, BalanceRoundRobin},
+		{"max conns", p.MaxConnsPerEndpoint, 0},
+		{"max queue", p.MaxQueue, 100},
+		{"queue timeout", p.QueueTimeout.D(), time.Second},
+		{"passive", p.Health.Passive, PassiveHealth{5, Duration(10 * time.Second), Duration(5 * time.Minute), 50}},
+		{"no active block, no probing", p.Health.Active, (*ActiveHealth)(nil)},
+		{"active when written", *c.Pools[1].Health.Active, ActiveHealth{"/healthz", Duration(5 * time.Second), Duration(time.Second), 2, 3}},
+		{"retries", r.Retries, Retries{
+			MaxAttempts:   3,
+			RetryOnStatus: []int{502, 503, 504},
+			BackoffBase:   Duration(25 * time.Millisecond),
+			BackoffMax:    Duration(time.Second),
+			RetryAfterMax: Duration(5 * time.Second),
+			BufferBody:    1 << 20,
+			Budget:        Budget{Ratio: 0.2, MinPerSecond: 10},
+		}},
+		{"hedge off", r.Hedge, Hedge{}},
+	}
+	for _, ck := range checks {
+		if !reflect.DeepEqual(ck.got, ck.want) {
+			t.Errorf("%s = %+v; want %+v", ck.name, ck.got, ck.want)
+		}
+	}
+	if &c.Routes[0].Retries.RetryOnStatus[0] == &c.Routes[1].Retries.RetryOnStatus[0] {
+		t.Error("routes share the default retry_on_status backing array")
+	}
+}
+
+// TestRetryOnStatusEmpty checks that an explicit empty list means "retry on
+// no status" while a missing or null one takes the default: go-yaml decodes
+// [] to an empty non-nil slice and null to nil, and applyDefaults relies on
+// that difference.
+func TestRetryOnStatusEmpty(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        []int
+	}{
+		{"left out", "", []int{502, 503, 504}},
+		{"null", "\n      retry_on_status:", []int{502, 503, 504}},
+		{"tilde", "\n      retry_on_status: ~", []int{502, 503, 504}},
+		{"flow empty", "\n      retry_on_status: []", []int{}},
+		{"listed", "\n      retry_on_status: [429, 503]", []int{429, 503}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := minimalYAML + "    retries:\n      max_attempts: 2" + tt.value + "\n"
+			c, err := Parse("retry.yaml", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Routes[1].Retries.RetryOnStatus
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("retry_on_status = %#v; want %#v", got, tt.want)
+			}
+		})
 	}
 }

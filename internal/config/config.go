@@ -50,6 +50,13 @@ const (
 // Retries.RetryOnStatus, so no two routes share a backing array.
 func defaultRetryOnStatus() []int { return []int{502, 503, 504} }
 
+// Limits on Retries.
+const (
+	maxAttemptsLimit = 10
+	minRetryStatus   = 400
+	maxRetryStatus   = 599
+)
+
 // Limits on Listener.MaxHeaderBytes.
 const (
 	minHeaderBytes = 1 << 10

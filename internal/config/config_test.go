@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"reflect"
@@ -369,4 +370,57 @@ func TestRetryOnStatusEmpty(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRetryLimits checks values at and just inside the limits, and the
+// ratio values golden files do not cover.
+func TestRetryLimits(t *testing.T) {
+	tests := []struct {
+		name, retries, want string // want "" = valid
+	}{
+		{"one attempt", "max_attempts: 1", ""},
+		{"ten attempts", "max_attempts: 10", ""},
+		{"status bounds", "retry_on_status: [400, 599]", ""},
+		{"status 600", "retry_on_status: [600]", "routes[1].retries.retry_on_status[0]: status 600 is not between 400 and 599"},
+		{"ratio one", "budget: {ratio: 1}", ""},
+		{"ratio small", "budget: {ratio: 0.01}", ""},
+		{"ratio negative", "budget: {ratio: -0.2}", "routes[1].retries.budget.ratio: must be a fraction greater than 0 and at most 1 (0.2 means 20%), got -0.2"},
+		{"ratio nan", "budget: {ratio: .nan}", "routes[1].retries.budget.ratio: must be a fraction greater than 0 and at most 1 (0.2 means 20%), got NaN"},
+		{"ratio inf", "budget: {ratio: .inf}", "routes[1].retries.budget.ratio: must be a fraction greater than 0 and at most 1 (0.2 means 20%), got +Inf"},
+		{"backoff equal", "backoff_base: 1s, backoff_max: 1s", ""},
+		{"per-try without total", "per_try_timeout: 1h", ""},
+		{"buffer over max body", "buffer_body: 1GiB", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := minimalYAML + "    retries: {" + tt.retries + "}\n"
+			_, err := Parse("retry.yaml", []byte(src))
+			if got := errorField(err); got != tt.want {
+				t.Errorf("Parse = %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHedgeWithRetries(t *testing.T) {
+	src := minimalYAML + "    retries:\n      max_attempts: 2\n    hedge:\n      delay: 50ms\n"
+	c, err := Parse("hedge.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Routes[1].Hedge.Delay.D(); got != 50*time.Millisecond {
+		t.Errorf("hedge delay = %v; want 50ms", got)
+	}
+}
+
+// errorField returns err's "field: message" part, or "" for nil.
+func errorField(err error) string {
+	if err == nil {
+		return ""
+	}
+	var ce *Error
+	if !errors.As(err, &ce) {
+		return fmt.Sprint(err)
+	}
+	return ce.Field + ": " + ce.Msg
 }

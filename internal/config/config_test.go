@@ -50,6 +50,10 @@ func TestExampleShowsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Default()
+	var wantPool Pool
+	wantPool.applyDefaults()
+	var wantRoute Route
+	wantRoute.applyDefaults(0)
 	l, p, r := c.Listeners[0], c.Pools[0], c.Routes[1]
 	checks := []struct {
 		name      string
@@ -67,9 +71,17 @@ func TestExampleShowsDefaults(t *testing.T) {
 		{"idle conn", p.IdleConnTimeout.D(), defaultIdleConnTimeout},
 		{"timeouts", r.Timeouts, Timeouts{Duration(defaultConnect), Duration(defaultResponseHeader), Duration(defaultIdleBody), 0}},
 		{"body", r.MaxRequestBody, Size(defaultMaxRequestBody)},
+		{"balance", p.Balance, wantPool.Balance},
+		{"max conns", p.MaxConnsPerEndpoint, wantPool.MaxConnsPerEndpoint},
+		{"max queue", p.MaxQueue, wantPool.MaxQueue},
+		{"queue timeout", p.QueueTimeout, wantPool.QueueTimeout},
+		{"health", p.Health, wantPool.Health},
+		{"retries", r.Retries, wantRoute.Retries},
+		{"events retries", c.Routes[0].Retries, wantRoute.Retries},
+		{"hedge", r.Hedge, wantRoute.Hedge},
 	}
 	for _, ck := range checks {
-		if ck.got != ck.want {
+		if !reflect.DeepEqual(ck.got, ck.want) {
 			t.Errorf("%s = %v; want %v", ck.name, ck.got, ck.want)
 		}
 	}

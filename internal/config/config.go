@@ -23,6 +23,38 @@ const (
 	defaultResponseHeader  = 60 * time.Second
 	defaultIdleBody        = 60 * time.Second
 	defaultMaxRequestBody  = 10 << 20
+
+	defaultMaxQueue     = 100
+	defaultQueueTimeout = time.Second
+
+	defaultConsecutiveFailures = 5
+	defaultBaseEjection        = 10 * time.Second
+	defaultMaxEjection         = 5 * time.Minute
+	defaultMaxEjectedPercent   = 50
+
+	defaultProbeInterval      = 5 * time.Second
+	defaultProbeTimeout       = time.Second
+	defaultHealthyThreshold   = 2
+	defaultUnhealthyThreshold = 3
+
+	defaultMaxAttempts        = 3
+	defaultBackoffBase        = 25 * time.Millisecond
+	defaultBackoffMax         = time.Second
+	defaultRetryAfterMax      = 5 * time.Second
+	defaultBufferBody         = 1 << 20
+	defaultBudgetRatio        = 0.2
+	defaultBudgetMinPerSecond = 10
+)
+
+// defaultRetryOnStatus returns a fresh copy of the default
+// Retries.RetryOnStatus, so no two routes share a backing array.
+func defaultRetryOnStatus() []int { return []int{502, 503, 504} }
+
+// Limits on Retries.
+const (
+	maxAttemptsLimit = 10
+	minRetryStatus   = 400
+	maxRetryStatus   = 599
 )
 
 // Limits on Listener.MaxHeaderBytes.

@@ -2,8 +2,10 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"reflect"
 	"testing"
 	"time"
 
@@ -48,6 +50,10 @@ func TestExampleShowsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Default()
+	var wantPool Pool
+	wantPool.applyDefaults()
+	var wantRoute Route
+	wantRoute.applyDefaults(0)
 	l, p, r := c.Listeners[0], c.Pools[0], c.Routes[1]
 	checks := []struct {
 		name      string
@@ -65,9 +71,17 @@ func TestExampleShowsDefaults(t *testing.T) {
 		{"idle conn", p.IdleConnTimeout.D(), defaultIdleConnTimeout},
 		{"timeouts", r.Timeouts, Timeouts{Duration(defaultConnect), Duration(defaultResponseHeader), Duration(defaultIdleBody), 0}},
 		{"body", r.MaxRequestBody, Size(defaultMaxRequestBody)},
+		{"balance", p.Balance, wantPool.Balance},
+		{"max conns", p.MaxConnsPerEndpoint, wantPool.MaxConnsPerEndpoint},
+		{"max queue", p.MaxQueue, wantPool.MaxQueue},
+		{"queue timeout", p.QueueTimeout, wantPool.QueueTimeout},
+		{"health", p.Health, wantPool.Health},
+		{"retries", r.Retries, wantRoute.Retries},
+		{"events retries", c.Routes[0].Retries, wantRoute.Retries},
+		{"hedge", r.Hedge, wantRoute.Hedge},
 	}
 	for _, ck := range checks {
-		if ck.got != ck.want {
+		if !reflect.DeepEqual(ck.got, ck.want) {
 			t.Errorf("%s = %v; want %v", ck.name, ck.got, ck.want)
 		}
 	}
@@ -280,4 +294,145 @@ func TestCRLFLines(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Errorf("Parse = %v; want %s", err, want)
 	}
+}
+
+const minimalYAML = `
+listeners:
+  - address: 127.0.0.1:0
+pools:
+  - name: app
+    endpoints:
+      - url: http://127.0.0.1:3000
+  - name: probed
+    endpoints:
+      - url: http://127.0.0.1:3001
+    health:
+      active:
+        path: /healthz
+routes:
+  - pool: app
+  - pool: probed
+`
+
+// TestNewDefaults checks the balancing, health, retry and hedge defaults on
+// a config that writes none of them.
+func TestNewDefaults(t *testing.T) {
+	c, err := Parse("minimal.yaml", []byte(minimalYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, r := c.Pools[0], c.Routes[0]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"balance", p.Balance, BalanceRoundRobin},
+		{"max conns", p.MaxConnsPerEndpoint, 0},
+		{"max queue", p.MaxQueue, 100},
+		{"queue timeout", p.QueueTimeout.D(), time.Second},
+		{"passive", p.Health.Passive, PassiveHealth{5, Duration(10 * time.Second), Duration(5 * time.Minute), 50}},
+		{"no active block, no probing", p.Health.Active, (*ActiveHealth)(nil)},
+		{"active when written", *c.Pools[1].Health.Active, ActiveHealth{"/healthz", Duration(5 * time.Second), Duration(time.Second), 2, 3}},
+		{"retries", r.Retries, Retries{
+			MaxAttempts:   3,
+			RetryOnStatus: []int{502, 503, 504},
+			BackoffBase:   Duration(25 * time.Millisecond),
+			BackoffMax:    Duration(time.Second),
+			RetryAfterMax: Duration(5 * time.Second),
+			BufferBody:    1 << 20,
+			Budget:        Budget{Ratio: 0.2, MinPerSecond: 10},
+		}},
+		{"hedge off", r.Hedge, Hedge{}},
+	}
+	for _, ck := range checks {
+		if !reflect.DeepEqual(ck.got, ck.want) {
+			t.Errorf("%s = %+v; want %+v", ck.name, ck.got, ck.want)
+		}
+	}
+	if &c.Routes[0].Retries.RetryOnStatus[0] == &c.Routes[1].Retries.RetryOnStatus[0] {
+		t.Error("routes share the default retry_on_status backing array")
+	}
+}
+
+// TestRetryOnStatusEmpty checks that an explicit empty list means "retry on
+// no status" while a missing or null one takes the default: go-yaml decodes
+// [] to an empty non-nil slice and null to nil, and applyDefaults relies on
+// that difference.
+func TestRetryOnStatusEmpty(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        []int
+	}{
+		{"left out", "", []int{502, 503, 504}},
+		{"null", "\n      retry_on_status:", []int{502, 503, 504}},
+		{"tilde", "\n      retry_on_status: ~", []int{502, 503, 504}},
+		{"flow empty", "\n      retry_on_status: []", []int{}},
+		{"listed", "\n      retry_on_status: [429, 503]", []int{429, 503}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := minimalYAML + "    retries:\n      max_attempts: 2" + tt.value + "\n"
+			c, err := Parse("retry.yaml", []byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := c.Routes[1].Retries.RetryOnStatus
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("retry_on_status = %#v; want %#v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestRetryLimits checks values at and just inside the limits, and the
+// ratio values golden files do not cover.
+func TestRetryLimits(t *testing.T) {
+	tests := []struct {
+		name, retries, want string // want "" = valid
+	}{
+		{"one attempt", "max_attempts: 1", ""},
+		{"ten attempts", "max_attempts: 10", ""},
+		{"status bounds", "retry_on_status: [400, 599]", ""},
+		{"status 600", "retry_on_status: [600]", "routes[1].retries.retry_on_status[0]: status 600 is not between 400 and 599"},
+		{"ratio one", "budget: {ratio: 1}", ""},
+		{"ratio small", "budget: {ratio: 0.01}", ""},
+		{"ratio negative", "budget: {ratio: -0.2}", "routes[1].retries.budget.ratio: must be a fraction greater than 0 and at most 1 (0.2 means 20%), got -0.2"},
+		{"ratio nan", "budget: {ratio: .nan}", "routes[1].retries.budget.ratio: must be a fraction greater than 0 and at most 1 (0.2 means 20%), got NaN"},
+		{"ratio inf", "budget: {ratio: .inf}", "routes[1].retries.budget.ratio: must be a fraction greater than 0 and at most 1 (0.2 means 20%), got +Inf"},
+		{"backoff equal", "backoff_base: 1s, backoff_max: 1s", ""},
+		{"per-try without total", "per_try_timeout: 1h", ""},
+		{"buffer over max body", "buffer_body: 1GiB", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := minimalYAML + "    retries: {" + tt.retries + "}\n"
+			_, err := Parse("retry.yaml", []byte(src))
+			if got := errorField(err); got != tt.want {
+				t.Errorf("Parse = %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHedgeWithRetries(t *testing.T) {
+	src := minimalYAML + "    retries:\n      max_attempts: 2\n    hedge:\n      delay: 50ms\n"
+	c, err := Parse("hedge.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Routes[1].Hedge.Delay.D(); got != 50*time.Millisecond {
+		t.Errorf("hedge delay = %v; want 50ms", got)
+	}
+}
+
+// errorField returns err's "field: message" part, or "" for nil.
+func errorField(err error) string {
+	if err == nil {
+		return ""
+	}
+	var ce *Error
+	if !errors.As(err, &ce) {
+		return fmt.Sprint(err)
+	}
+	return ce.Field + ": " + ce.Msg
 }

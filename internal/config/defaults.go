@@ -34,15 +34,34 @@ func (l *Listener) applyDefaults() {
 
 func (p *Pool) applyDefaults() {
 	orString(&p.Protocol, ProtoHTTP1)
-	if p.MaxIdlePerEndpoint == 0 {
-		p.MaxIdlePerEndpoint = defaultMaxIdle
-	}
+	orInt(&p.MaxIdlePerEndpoint, defaultMaxIdle)
 	orDuration(&p.IdleConnTimeout, defaultIdleConnTimeout)
 	for i := range p.Endpoints {
 		if p.Endpoints[i].Weight == 0 {
 			p.Endpoints[i].Weight = 1
 		}
 	}
+	orString(&p.Balance, BalanceRoundRobin)
+	orInt(&p.MaxQueue, defaultMaxQueue)
+	orDuration(&p.QueueTimeout, defaultQueueTimeout)
+	p.Health.Passive.applyDefaults()
+	if p.Health.Active != nil { // active probing is off unless the block is written
+		p.Health.Active.applyDefaults()
+	}
+}
+
+func (h *PassiveHealth) applyDefaults() {
+	orInt(&h.ConsecutiveFailures, defaultConsecutiveFailures)
+	orDuration(&h.BaseEjection, defaultBaseEjection)
+	orDuration(&h.MaxEjection, defaultMaxEjection)
+	orInt(&h.MaxEjectedPercent, defaultMaxEjectedPercent)
+}
+
+func (h *ActiveHealth) applyDefaults() {
+	orDuration(&h.Interval, defaultProbeInterval)
+	orDuration(&h.Timeout, defaultProbeTimeout)
+	orInt(&h.HealthyThreshold, defaultHealthyThreshold)
+	orInt(&h.UnhealthyThreshold, defaultUnhealthyThreshold)
 }
 
 func (r *Route) applyDefaults(index int) {
@@ -50,6 +69,27 @@ func (r *Route) applyDefaults(index int) {
 	orString(&r.Match.PathPrefix, "/")
 	orSize(&r.MaxRequestBody, defaultMaxRequestBody)
 	r.Timeouts.applyDefaults()
+	r.Retries.applyDefaults()
+	// Hedge.Delay's default is 0, hedging off: nothing to fill in.
+}
+
+// applyDefaults fills in the retry policy. RetryOnStatus is the one list
+// whose emptiness matters: left out (or null) it decodes to nil and gets the
+// default, while an explicit [] decodes to an empty, non-nil slice and
+// means "retry on no status".
+func (r *Retries) applyDefaults() {
+	orInt(&r.MaxAttempts, defaultMaxAttempts)
+	if r.RetryOnStatus == nil {
+		r.RetryOnStatus = defaultRetryOnStatus()
+	}
+	orDuration(&r.BackoffBase, defaultBackoffBase)
+	orDuration(&r.BackoffMax, defaultBackoffMax)
+	orDuration(&r.RetryAfterMax, defaultRetryAfterMax)
+	orSize(&r.BufferBody, defaultBufferBody)
+	if r.Budget.Ratio == 0 {
+		r.Budget.Ratio = defaultBudgetRatio
+	}
+	orInt(&r.Budget.MinPerSecond, defaultBudgetMinPerSecond)
 }
 
 // applyDefaults caps each defaulted phase timeout at Total, so setting only
@@ -76,6 +116,12 @@ func orString(s *string, def string) {
 func orDuration(d *Duration, def time.Duration) {
 	if *d == 0 {
 		*d = Duration(def)
+	}
+}
+
+func orInt(n *int, def int) {
+	if *n == 0 {
+		*n = def
 	}
 }
 

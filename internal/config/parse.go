@@ -130,6 +130,9 @@ func decodeError(file string, idx positions, err error) *Error {
 	var typeErr *yaml.TypeError
 	if errors.As(err, &typeErr) {
 		msg = fmt.Sprintf("expected %s, got %s", yamlKind(typeErr.DstType), yamlKind(typeErr.SrcType))
+		if isFloat(typeErr.DstType) && strings.HasSuffix(strings.TrimSpace(te.GetToken().Value), "%") {
+			msg += " (write a share as a fraction: 0.2, not 20%)"
+		}
 	}
 	return errorAt(file, idx, te.GetToken(), msg)
 }
@@ -142,6 +145,10 @@ func errorAt(file string, idx positions, tok *token.Token, msg string) *Error {
 		e.Field = idx.fieldAt(tok)
 	}
 	return e
+}
+
+func isFloat(t reflect.Type) bool {
+	return t != nil && (t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64)
 }
 
 // yamlKind names a Go type the way a YAML author thinks of it, so type errors

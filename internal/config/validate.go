@@ -40,6 +40,54 @@ func (v *validator) errf(field, format string, args ...any) *Error {
 	}
 }
 
+// intIn checks an int field against lo..hi. Zero means "use the default"
+// and was replaced before validation, so a negative value is the usual
+// mistake and gets its own message.
+func (v *validator) intIn(field string, n, lo, hi int) *Error {
+	switch {
+	case n < 0:
+		return v.errf(field, "must not be negative, got %d", n)
+	case n < lo:
+		return v.errf(field, "must be at least %d, got %d", lo, n)
+	case n > hi:
+		return v.errf(field, "must be at most %d, got %d", hi, n)
+	}
+	return nil
+}
+
+// ordered checks that the duration at field lo is no larger than the one at
+// field hi, reporting at whichever of the two the user wrote.
+func (v *validator) ordered(lo, hi string, dlo, dhi Duration) *Error {
+	if dlo <= dhi {
+		return nil
+	}
+	return v.errf(v.written(lo, hi), "%s %s is larger than %s %s", lastKey(lo), v.show(lo, dlo), lastKey(hi), v.show(hi, dhi))
+}
+
+// show formats the value d of field for a message, marking it as the
+// default when field is not written, since the user may not know it.
+func (v *validator) show(field string, d Duration) string {
+	if v.c.pos.has(field) {
+		return d.String()
+	}
+	return d.String() + " (default)"
+}
+
+// written returns a unless only b is written in the file. For a rule
+// between two fields, either of which may hold a default, it picks the
+// field to report so the error points at a line the user can change.
+func (v *validator) written(a, b string) string {
+	if !v.c.pos.has(a) && v.c.pos.has(b) {
+		return b
+	}
+	return a
+}
+
+// lastKey returns the last ".key" of a dotted field path.
+func lastKey(field string) string {
+	return field[strings.LastIndex(field, ".")+1:]
+}
+
 // name returns field as the user wrote it: a flag name for FromFlags.
 func (v *validator) name(field string) string {
 	for prefix, flag := range v.flags {

@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"regexp"
+	"strings"
 )
 
 var poolNameRE = regexp.MustCompile(`^[a-z0-9_-]+$`)
@@ -55,13 +57,73 @@ func (v *validator) pool(field string, p *Pool) *Error {
 			return e
 		}
 	}
-	if p.TLS == nil {
+	if e := v.poolTLS(field+".tls", p.TLS); e != nil {
+		return e
+	}
+	if e := v.balancing(field, p); e != nil {
+		return e
+	}
+	if e := v.passiveHealth(field+".health.passive", &p.Health.Passive); e != nil {
+		return e
+	}
+	return v.activeHealth(field+".health.active", p.Health.Active)
+}
+
+func (v *validator) poolTLS(field string, t *TLS) *Error {
+	if t == nil {
 		return nil
 	}
-	if (p.TLS.CertFile == "") != (p.TLS.KeyFile == "") {
-		return v.errf(field+".tls", "cert_file and key_file must be set together")
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return v.errf(field, "cert_file and key_file must be set together")
 	}
-	return v.files(field+".tls", p.TLS)
+	return v.files(field, t)
+}
+
+// balancing checks how endpoints are picked and how many requests may wait
+// for one.
+func (v *validator) balancing(field string, p *Pool) *Error {
+	switch p.Balance {
+	case BalanceRoundRobin, BalanceLeastOutstanding:
+	default:
+		return v.errf(field+".balance", "unknown balance %q (want round_robin or least_outstanding)", p.Balance)
+	}
+	if e := v.intIn(field+".max_conns_per_endpoint", p.MaxConnsPerEndpoint, 0, math.MaxInt); e != nil {
+		return e
+	}
+	return v.intIn(field+".max_queue", p.MaxQueue, 0, math.MaxInt)
+}
+
+func (v *validator) passiveHealth(field string, h *PassiveHealth) *Error {
+	if e := v.intIn(field+".consecutive_failures", h.ConsecutiveFailures, 1, math.MaxInt); e != nil {
+		return e
+	}
+	if e := v.intIn(field+".max_ejected_percent", h.MaxEjectedPercent, 1, 100); e != nil {
+		return e
+	}
+	return v.ordered(field+".base_ejection", field+".max_ejection", h.BaseEjection, h.MaxEjection)
+}
+
+func (v *validator) activeHealth(field string, h *ActiveHealth) *Error {
+	if h == nil {
+		return nil
+	}
+	switch {
+	case h.Path == "":
+		return v.errf(field+".path", "path is required")
+	case !strings.HasPrefix(h.Path, "/"):
+		return v.errf(field+".path", "path %q must start with \"/\"", h.Path)
+	case strings.ContainsFunc(h.Path, isSpaceOrControl):
+		return v.errf(field+".path", "path %q contains a space or control character", h.Path)
+	}
+	// A probe that may run into the next one would overlap it.
+	if h.Timeout >= h.Interval {
+		at := v.written(field+".timeout", field+".interval")
+		return v.errf(at, "timeout %s must be less than interval %s", v.show(field+".timeout", h.Timeout), v.show(field+".interval", h.Interval))
+	}
+	if e := v.intIn(field+".healthy_threshold", h.HealthyThreshold, 1, math.MaxInt); e != nil {
+		return e
+	}
+	return v.intIn(field+".unhealthy_threshold", h.UnhealthyThreshold, 1, math.MaxInt)
 }
 
 // endpoint checks one endpoint against its pool's protocol and resolves its

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -42,7 +43,18 @@ func (v *validator) route(field string, r *Route) *Error {
 	if r.MaxRequestBody <= 0 {
 		return v.errf(field+".max_request_body", "must be greater than 0")
 	}
-	return v.timeouts(field+".timeouts", &r.Timeouts)
+	if e := v.timeouts(field+".timeouts", &r.Timeouts); e != nil {
+		return e
+	}
+	if e := v.retries(field+".retries", &r.Retries, r.Timeouts.Total); e != nil {
+		return e
+	}
+	// A hedge is an extra attempt, so it counts against max_attempts; with
+	// one attempt allowed it could never be sent.
+	if r.Hedge.Delay > 0 && r.Retries.MaxAttempts < 2 {
+		return v.errf(field+".hedge.delay", "hedging needs retries.max_attempts of at least 2 (a hedge is an extra attempt), got %d", r.Retries.MaxAttempts)
+	}
+	return nil
 }
 
 func (v *validator) pathPrefix(field, p string) *Error {
@@ -70,6 +82,44 @@ func (v *validator) timeouts(field string, t *Timeouts) *Error {
 		if p.d > t.Total {
 			return v.errf(field+"."+p.key, "%s %v is larger than total %v", p.key, p.d, t.Total)
 		}
+	}
+	return nil
+}
+
+// retries checks a route's retry policy. BufferBody is deliberately not
+// checked against max_request_body: a buffer larger than the largest body
+// allowed is simply never filled, so the smaller of the two applies.
+func (v *validator) retries(field string, r *Retries, total Duration) *Error {
+	if e := v.intIn(field+".max_attempts", r.MaxAttempts, 1, maxAttemptsLimit); e != nil {
+		return e
+	}
+	if total > 0 && r.PerTryTimeout > total {
+		return v.errf(field+".per_try_timeout", "per_try_timeout %v is larger than timeouts.total %v", r.PerTryTimeout, total)
+	}
+	if e := v.retryOnStatus(field+".retry_on_status", r.RetryOnStatus); e != nil {
+		return e
+	}
+	if e := v.ordered(field+".backoff_base", field+".backoff_max", r.BackoffBase, r.BackoffMax); e != nil {
+		return e
+	}
+	// Written as !(in range) so NaN (".nan" in YAML) fails too.
+	if b := r.Budget; !(b.Ratio > 0 && b.Ratio <= 1) {
+		return v.errf(field+".budget.ratio", "must be a fraction greater than 0 and at most 1 (0.2 means 20%%), got %v", b.Ratio)
+	}
+	return v.intIn(field+".budget.min_per_second", r.Budget.MinPerSecond, 0, math.MaxInt)
+}
+
+func (v *validator) retryOnStatus(field string, statuses []int) *Error {
+	seen := map[int]string{} // status → field that listed it
+	for i, code := range statuses {
+		item := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case code < minRetryStatus || code > maxRetryStatus:
+			return v.errf(item, "status %d is not between %d and %d", code, minRetryStatus, maxRetryStatus)
+		case seen[code] != "":
+			return v.errf(item, "duplicate status %d (also %s)", code, v.name(seen[code]))
+		}
+		seen[code] = item
 	}
 	return nil
 }

@@ -246,11 +246,16 @@ func (tr *try) request(ex *exchange, t *table) *http.Request {
 		out.Trailer = r.Trailer
 	}
 	ctx := upstream.WithDialControl(tr.ctx, &tr.dial)
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+	trace := &httptrace.ClientTrace{
 		GotConn:      tr.gotConn,
 		WroteRequest: tr.wroteRequest,
-	})
-	return out.WithContext(ctx)
+	}
+	if out.Body == nil {
+		// Without a body the headers are the whole request: the
+		// upstream may act on it before WroteRequest runs.
+		trace.WroteHeaders = tr.wroteHeaders
+	}
+	return out.WithContext(httptrace.WithClientTrace(ctx, trace))
 }
 
 // gotConn runs on a transport goroutine when a connection is assigned.
@@ -262,6 +267,12 @@ func (tr *try) gotConn(info httptrace.GotConnInfo) {
 	tr.conns.Add(1)
 	tr.h2.Store(isH2Conn(info.Conn) || tr.route.h2Pool)
 	tr.setPhase(hangup.SendRequest)
+}
+
+// wroteHeaders runs on a transport goroutine once a bodyless request's
+// headers went out.
+func (tr *try) wroteHeaders() {
+	tr.phase.CompareAndSwap(uint32(hangup.SendRequest), uint32(hangup.AwaitHeaders))
 }
 
 // wroteRequest runs on a transport goroutine once the whole request went

@@ -29,6 +29,10 @@ type NodeOptions struct {
 	// "Keep-Alive: timeout=" whole seconds (rounded down, so 0 below 1s)
 	// but closes an idle connection only about 1s after it.
 	KeepAliveTimeout time.Duration
+	// ExactKeepAlive makes the script close an idle connection exactly
+	// KeepAliveTimeout after its last response, as node did before 20.x
+	// added a 1s grace period and as most servers do.
+	ExactKeepAlive bool
 }
 
 // NodeUpstream is a running testdata/upstream.js: a real Node http server on
@@ -54,6 +58,7 @@ type NodeEvent struct {
 	Conn   int     `json:"conn"`  // connection number, for "request"
 	Method string  `json:"method"`
 	Path   string  `json:"path"` // without the query
+	RID    string  `json:"rid"`  // the request's X-Req-Id header, for "request"
 	T      float64 `json:"t"`    // ms, performance.now() on the node side
 	// Unix is T as ms since the Unix epoch, comparable with Go times
 	// through Time.
@@ -90,6 +95,9 @@ func StartNode(t testing.TB, opts NodeOptions) *NodeUpstream {
 	args := []string{script}
 	if opts.KeepAliveTimeout > 0 {
 		args = append(args, "--keep-alive-timeout="+strconv.FormatInt(opts.KeepAliveTimeout.Milliseconds(), 10))
+	}
+	if opts.ExactKeepAlive {
+		args = append(args, "--exact-keep-alive")
 	}
 	n := &NodeUpstream{
 		cmd:    exec.Command(nodePath, args...),

@@ -41,6 +41,7 @@ func (ex *exchange) serve(t *table) {
 			tr.cancel(f.Err)
 			ex.closeUpstreamConn()
 		} else {
+			tr.endpoint.ObserveKeepAlive(res.Header)
 			if ex.route.retry != nil {
 				v = ex.loop.After(attempt.Result{Status: res.StatusCode, RetryAfter: res.Header.Get("Retry-After"), Request: ex.retryInfo()})
 			}
@@ -171,6 +172,7 @@ type try struct {
 	h2      atomic.Bool  // the connection speaks HTTP/2
 	written atomic.Int64 // bytes uconn had written when it was assigned
 	conns   atomic.Int32 // connections assigned; more than one means the transport replayed the request
+	use     atomic.Int64 // which use of uconn this attempt is (upstream.Conn.Busy)
 
 	mu        sync.Mutex  // guards the timers and done
 	header    *time.Timer // response-header timeout
@@ -249,6 +251,7 @@ func (tr *try) request(ex *exchange, t *table) *http.Request {
 	trace := &httptrace.ClientTrace{
 		GotConn:      tr.gotConn,
 		WroteRequest: tr.wroteRequest,
+		PutIdleConn:  tr.putIdleConn,
 	}
 	if out.Body == nil {
 		// Without a body the headers are the whole request: the
@@ -261,12 +264,21 @@ func (tr *try) request(ex *exchange, t *table) *http.Request {
 // gotConn runs on a transport goroutine when a connection is assigned.
 func (tr *try) gotConn(info httptrace.GotConnInfo) {
 	if c := upstream.Unwrap(info.Conn); c != nil {
+		tr.use.Store(c.Busy())
 		tr.written.Store(c.Written())
 		tr.uconn.Store(c)
 	}
 	tr.conns.Add(1)
 	tr.h2.Store(isH2Conn(info.Conn) || tr.route.h2Pool)
 	tr.setPhase(hangup.SendRequest)
+}
+
+// putIdleConn runs on a transport goroutine when the attempt's HTTP/1.1
+// connection goes back to the idle list (rule R6).
+func (tr *try) putIdleConn(err error) {
+	if c := tr.uconn.Load(); err == nil && c != nil && !tr.h2.Load() {
+		tr.endpoint.Idle(c, tr.use.Load())
+	}
 }
 
 // wroteHeaders runs on a transport goroutine once a bodyless request's

@@ -16,6 +16,10 @@ type Conn struct {
 	closedAt atomic.Int64 // unix nanoseconds of the first Close, 0 while open
 	closed   chan struct{}
 	written  atomic.Int64 // bytes written so far
+
+	mu     sync.Mutex  // guards retire and uses
+	retire *time.Timer // closes the connection if it stays idle; see keepalive.go
+	uses   int64       // requests that took the connection
 }
 
 // Write writes p and counts the bytes written, so an attempt can tell

@@ -23,8 +23,8 @@ type Endpoint struct {
 	current int // smooth weighted round robin state, guarded by Pool.mu
 
 	// keepAlive is the idle timeout the endpoint advertised in its last
-	// Keep-Alive response header, in nanoseconds; 0 if none was seen. See
-	// keepalive.go (rule R6).
+	// Keep-Alive response header, in nanoseconds plus one; 0 if none was
+	// seen. See keepalive.go (rule R6).
 	keepAlive atomic.Int64
 }
 

@@ -5,7 +5,7 @@
 //
 //   {"event":"listening","port":N}                    first, once
 //   {"event":"connection","id":C}                      a TCP connection arrived
-//   {"event":"request","id":I,"conn":C,"method":M,"path":P}
+//   {"event":"request","id":I,"conn":C,"method":M,"path":P,"rid":X-Req-Id}
 //   {"event":"finished","id":I,"status":S,"writes":W,"bytes":B}
 //   {"event":"aborted","id":I,"writes":W,"bytes":B,"writesAfterAbort":0}
 //       req/res 'close' fired before the response finished: the peer hung up
@@ -22,7 +22,9 @@
 // /sse?n=N&interval=MS, /reset-before-headers[?rst=1],
 // /close-mid-body?mode=chunked|length[&rst=1], /trailers; anything else 404.
 //
-// Arguments: --keep-alive-timeout=MS sets server.keepAliveTimeout.
+// Arguments: --keep-alive-timeout=MS sets server.keepAliveTimeout;
+// --exact-keep-alive closes an idle connection exactly MS after its last
+// response (node 20.20 itself waits MS + 1000).
 // The script exits when its stdin closes, so a killed test leaves no orphan.
 'use strict';
 
@@ -210,7 +212,22 @@ const routes = {
 const server = http.createServer((req, res) => {
   const r = new Request(req, res);
   const url = new URL(req.url, 'http://localhost');
-  emit({ event: 'request', id: r.id, conn: req.socket.connID, method: req.method, path: url.pathname });
+  emit({ event: 'request', id: r.id, conn: req.socket.connID, method: req.method, path: url.pathname,
+    rid: req.headers['x-req-id'] || '' });
+  if (exactKeepAlive) {
+    const socket = req.socket;
+    clearTimeout(socket.idleTimer);
+    res.on('finish', () => {
+      // Close the connection exactly keepAliveTimeout after the response,
+      // if no request came since: what node did before it added a 1s
+      // grace period to the advertised timeout, and what most servers do.
+      socket.idleTimer = setTimeout(() => {
+        if (socket.idleSince === r.id) socket.destroy();
+      }, server.keepAliveTimeout);
+      socket.idleSince = r.id;
+    });
+    socket.idleSince = 0;
+  }
   req.on('data', (c) => { r.bytes += c.length; });
   res.on('close', () => r.onClose());
   const route = Object.hasOwn(routes, url.pathname) ? routes[url.pathname] : null;
@@ -236,9 +253,11 @@ server.on('clientError', (err, socket) => {
   socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
 });
 
+let exactKeepAlive = false;
 for (const arg of process.argv.slice(2)) {
   const m = /^--keep-alive-timeout=(\d+)$/.exec(arg);
   if (m) server.keepAliveTimeout = Number(m[1]);
+  if (arg === '--exact-keep-alive') exactKeepAlive = true;
 }
 
 // Exit when the Go side goes away: its stdin pipe closes (or stdout breaks).

@@ -16,7 +16,10 @@ type endpointState struct {
 	ejections    int       // ejections in a row: a success after returning resets it
 	ejectedUntil time.Time // ejected while now is before this
 
-	unhealthy bool // by active health
+	// Active health.
+	unhealthy bool
+	probeOK   int // successful probes in a row
+	probeFail int // failed probes in a row
 }
 
 // available reports whether e may take new attempts at now.

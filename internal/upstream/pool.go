@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"container/list"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -36,7 +37,8 @@ type Endpoint struct {
 //
 // Attempts take an endpoint with [Pool.Acquire] and give it back with
 // [Lease.Release], which balances load, enforces max_conns_per_endpoint and
-// feeds passive health.
+// feeds passive health. [Pool.Start] starts active health checks;
+// [Pool.Close] stops them.
 type Pool struct {
 	Name      string
 	Transport *http.Transport
@@ -46,12 +48,20 @@ type Pool struct {
 	maxQueue     int           // attempts that may wait for a slot
 	queueTimeout time.Duration // how long one may wait
 	passive      passiveHealth
+	active       *activeHealth    // nil: no active checks
+	health       *http.Transport  // probes; nil without active checks
 	now          func() time.Time // the clock for ejections; tests set their own
 
 	mu        sync.Mutex // guards endpoints' balancing and health state, and waiters
 	endpoints []*Endpoint
 	total     int
 	waiters   list.List // of *waiter, first come first served
+
+	life    sync.Mutex // guards started, closed and stop
+	started bool
+	closed  bool
+	stop    context.CancelFunc // ends the health checkers
+	checks  sync.WaitGroup     // the health checkers
 }
 
 // Defaults for zero-valued pool settings, the same as config applies, so a
@@ -77,6 +87,10 @@ func NewPool(pc *config.Pool) (*Pool, error) {
 		queueTimeout: orDuration(pc.QueueTimeout.D(), defaultQueueTimeout),
 		passive:      newPassiveHealth(&pc.Health.Passive),
 		now:          time.Now,
+	}
+	if a := pc.Health.Active; a != nil {
+		p.active = newActiveHealth(a)
+		p.health = newProbeTransport(pc, tlsCfg)
 	}
 	for _, e := range pc.Endpoints {
 		w := max(e.Weight, 1)
@@ -120,9 +134,26 @@ func (p *Pool) Pick() *Endpoint {
 	return best
 }
 
-// Close closes the pool's idle connections. Connections in use are closed by
-// the transport when their requests end.
-func (p *Pool) Close() { p.Transport.CloseIdleConnections() }
+// Close stops the active health checkers, waits for them to return, and
+// closes the pool's idle connections. Connections in use are closed by the
+// transport when their requests end; leases still out may be released and
+// new ones acquired, but health checks never start again. Close is
+// idempotent.
+func (p *Pool) Close() {
+	p.life.Lock()
+	p.closed = true
+	stop := p.stop
+	p.stop = nil
+	p.life.Unlock()
+	if stop != nil {
+		stop()
+	}
+	p.checks.Wait()
+	if p.health != nil {
+		p.health.CloseIdleConnections()
+	}
+	p.Transport.CloseIdleConnections()
+}
 
 func newTransport(pc *config.Pool, tlsCfg *tls.Config) *http.Transport {
 	d := &dialer{tls: tlsCfg, net: net.Dialer{KeepAlive: 30 * time.Second}}

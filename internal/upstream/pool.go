@@ -1,6 +1,8 @@
 package upstream
 
 import (
+	"container/list"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -20,7 +22,8 @@ type Endpoint struct {
 	Host   string // host:port
 	Weight int
 
-	current int // smooth weighted round robin state, guarded by Pool.mu
+	current int           // smooth weighted round robin state, guarded by Pool.mu
+	st      endpointState // load and health, guarded by Pool.mu
 
 	// keepAlive is the idle timeout the endpoint advertised in its last
 	// Keep-Alive response header, in nanoseconds plus one; 0 if none was
@@ -31,22 +34,64 @@ type Endpoint struct {
 // Pool is a set of endpoints that serve the same content, with one HTTP
 // transport (and so one connection pool) shared by all of them. A Pool is
 // safe for concurrent use.
+//
+// Attempts take an endpoint with [Pool.Acquire] and give it back with
+// [Lease.Release], which balances load, enforces max_conns_per_endpoint and
+// feeds passive health. [Pool.Start] starts active health checks;
+// [Pool.Close] stops them.
 type Pool struct {
 	Name      string
 	Transport *http.Transport
 
-	mu        sync.Mutex // guards endpoints' round robin state
+	balance      string        // config.BalanceRoundRobin or config.BalanceLeastOutstanding
+	maxConns     int           // attempts in flight per endpoint; 0 = no limit
+	maxQueue     int           // attempts that may wait for a slot
+	queueTimeout time.Duration // how long one may wait
+	passive      passiveHealth
+	active       *activeHealth    // nil: no active checks
+	health       *http.Transport  // probes; nil without active checks
+	now          func() time.Time // the clock for ejections; tests set their own
+
+	mu        sync.Mutex // guards endpoints' balancing and health state, and waiters
 	endpoints []*Endpoint
 	total     int
+	waiters   list.List // of *waiter, first come first served
+
+	life    sync.Mutex // guards started, closed and stop
+	started bool
+	closed  bool
+	stop    context.CancelFunc // ends the health checkers
+	checks  sync.WaitGroup     // the health checkers
 }
 
-// NewPool builds a pool from validated configuration.
+// Defaults for zero-valued pool settings, the same as config applies, so a
+// hand-built config.Pool behaves like a parsed one.
+const (
+	defaultMaxQueue     = 100
+	defaultQueueTimeout = time.Second
+)
+
+// NewPool builds a pool from validated configuration. Zero-valued settings
+// take their documented defaults.
 func NewPool(pc *config.Pool) (*Pool, error) {
 	tlsCfg, err := clientTLS(pc)
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
 	}
-	p := &Pool{Name: pc.Name, Transport: newTransport(pc, tlsCfg)}
+	p := &Pool{
+		Name:         pc.Name,
+		Transport:    newTransport(pc, tlsCfg),
+		balance:      pc.Balance,
+		maxConns:     max(pc.MaxConnsPerEndpoint, 0),
+		maxQueue:     orInt(pc.MaxQueue, defaultMaxQueue),
+		queueTimeout: orDuration(pc.QueueTimeout.D(), defaultQueueTimeout),
+		passive:      newPassiveHealth(&pc.Health.Passive),
+		now:          time.Now,
+	}
+	if a := pc.Health.Active; a != nil {
+		p.active = newActiveHealth(a)
+		p.health = newProbeTransport(pc, tlsCfg)
+	}
 	for _, e := range pc.Endpoints {
 		w := max(e.Weight, 1)
 		p.endpoints = append(p.endpoints, &Endpoint{Scheme: e.Scheme, Host: e.Host, Weight: w})
@@ -55,8 +100,23 @@ func NewPool(pc *config.Pool) (*Pool, error) {
 	return p, nil
 }
 
+func orInt(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
 // Pick returns the next endpoint by smooth weighted round robin (as nginx
-// does), so weights spread evenly rather than in bursts.
+// does), so weights spread evenly rather than in bursts. It ignores health,
+// limits and the balance policy; [Pool.Acquire] replaces it.
 func (p *Pool) Pick() *Endpoint {
 	if len(p.endpoints) == 1 {
 		return p.endpoints[0]
@@ -74,9 +134,26 @@ func (p *Pool) Pick() *Endpoint {
 	return best
 }
 
-// Close closes the pool's idle connections. Connections in use are closed by
-// the transport when their requests end.
-func (p *Pool) Close() { p.Transport.CloseIdleConnections() }
+// Close stops the active health checkers, waits for them to return, and
+// closes the pool's idle connections. Connections in use are closed by the
+// transport when their requests end; leases still out may be released and
+// new ones acquired, but health checks never start again. Close is
+// idempotent.
+func (p *Pool) Close() {
+	p.life.Lock()
+	p.closed = true
+	stop := p.stop
+	p.stop = nil
+	p.life.Unlock()
+	if stop != nil {
+		stop()
+	}
+	p.checks.Wait()
+	if p.health != nil {
+		p.health.CloseIdleConnections()
+	}
+	p.Transport.CloseIdleConnections()
+}
 
 func newTransport(pc *config.Pool, tlsCfg *tls.Config) *http.Transport {
 	d := &dialer{tls: tlsCfg, net: net.Dialer{KeepAlive: 30 * time.Second}}
@@ -92,6 +169,11 @@ func newTransport(pc *config.Pool, tlsCfg *tls.Config) *http.Transport {
 		WriteBufferSize:        32 << 10,
 		ReadBufferSize:         32 << 10,
 		Protocols:              protocols(pc.Protocol),
+	}
+	if pc.Protocol == config.ProtoHTTP1 || pc.Protocol == "" {
+		// One request per HTTP/1.1 connection: the transport's cap
+		// backs the pool's own limit on attempts in flight.
+		t.MaxConnsPerHost = max(pc.MaxConnsPerEndpoint, 0)
 	}
 	if pc.Protocol != "http1" && pc.Protocol != "" {
 		// A custom TLS dialer turns HTTP/2 off unless forced.

@@ -1,0 +1,96 @@
+package upstream
+
+import (
+	"container/list"
+	"context"
+	"fmt"
+	"time"
+)
+
+// waiter is an Acquire waiting in the pool's queue for an endpoint slot.
+type waiter struct {
+	avoid []*Endpoint
+	// grant receives the waiter's lease or error, exactly once. It is
+	// buffered so the dispatcher, which sends holding Pool.mu, never
+	// blocks on a waiter that has not reached its receive yet.
+	grant chan grant
+	elem  *list.Element // in Pool.waiters; nil once dispatched or gone, guarded by Pool.mu
+}
+
+type grant struct {
+	lease *Lease
+	err   error
+}
+
+// enqueueLocked puts a new waiter at the back of the queue.
+func (p *Pool) enqueueLocked(avoid []*Endpoint) *waiter {
+	w := &waiter{avoid: avoid, grant: make(chan grant, 1)}
+	w.elem = p.waiters.PushBack(w)
+	return w
+}
+
+// wait blocks until w is granted a slot, ctx ends or the queue timeout
+// passes.
+func (p *Pool) wait(ctx context.Context, w *waiter) (*Lease, error) {
+	timer := time.NewTimer(p.queueTimeout)
+	defer timer.Stop()
+	select {
+	case g := <-w.grant:
+		if ctx.Err() != nil {
+			// Granted just as the caller left: the slot is not
+			// ours to keep.
+			g.lease.Release(ResultIgnore)
+			return nil, context.Cause(ctx)
+		}
+		return g.lease, g.err
+	case <-ctx.Done():
+		if g, ok := p.leave(w); ok {
+			g.lease.Release(ResultIgnore)
+		}
+		return nil, context.Cause(ctx)
+	case <-timer.C:
+		if g, ok := p.leave(w); ok {
+			return g.lease, g.err // granted as the time ran out: take it
+		}
+		return nil, &acquireError{p.Name, fmt.Sprintf("no endpoint slot within queue_timeout %v",
+			p.queueTimeout), ErrQueueTimeout}
+	}
+}
+
+// leave takes w out of the queue. If w was dispatched meanwhile, leave
+// returns its grant instead, so a slot handed to a departing waiter can be
+// passed on rather than lost.
+func (p *Pool) leave(w *waiter) (grant, bool) {
+	p.mu.Lock()
+	queued := w.elem != nil
+	if queued {
+		p.waiters.Remove(w.elem)
+		w.elem = nil
+	}
+	p.mu.Unlock()
+	if queued {
+		return grant{}, false
+	}
+	return <-w.grant, true
+}
+
+// dispatchLocked hands free endpoint slots to queued waiters, first come
+// first served, each picking by its own avoid list. When no endpoint is
+// available at all (every one ejected or unhealthy) there is nothing to wait
+// for, and every waiter fails with ErrNoEndpoint.
+func (p *Pool) dispatchLocked(now time.Time) {
+	for p.waiters.Len() > 0 {
+		w := p.waiters.Front().Value.(*waiter)
+		e, avail := p.pickLocked(now, w.avoid)
+		if e == nil && avail > 0 {
+			return // all full: wait for a Release
+		}
+		p.waiters.Remove(w.elem)
+		w.elem = nil
+		if e == nil {
+			w.grant <- grant{err: p.noEndpointError()}
+			continue
+		}
+		w.grant <- grant{lease: p.leaseLocked(e)}
+	}
+}

@@ -23,7 +23,10 @@ func (ex *exchange) serve(t *table) {
 	ex.prepare()
 	defer ex.release()
 	for {
-		tr := ex.newTry(t)
+		tr := ex.newTry()
+		if tr == nil {
+			return
+		}
 		res, err := ex.route.pool.Transport.RoundTrip(tr.request(ex, t))
 		tr.headersIn()
 		var v attempt.Verdict
@@ -38,9 +41,11 @@ func (ex *exchange) serve(t *table) {
 				return
 			}
 			ex.logTry(0, &f, v.Reason)
+			tr.result = failureResult(f)
 			tr.cancel(f.Err)
 			ex.closeUpstreamConn()
 		} else {
+			tr.result = statusResult(res.StatusCode)
 			tr.endpoint.ObserveKeepAlive(res.Header)
 			if ex.route.retry != nil {
 				v = ex.loop.After(attempt.Result{Status: res.StatusCode, RetryAfter: res.Header.Get("Retry-After"), Request: ex.retryInfo()})
@@ -72,6 +77,7 @@ func (ex *exchange) roundTrip(out *http.Request) *http.Response {
 		ex.fail(err)
 		return nil
 	}
+	ex.try.result = statusResult(res.StatusCode)
 	ex.res = res
 	return res
 }
@@ -164,6 +170,8 @@ type try struct {
 	cancel   context.CancelCauseFunc
 	dial     upstream.DialControl
 	endpoint *upstream.Endpoint
+	lease    *upstream.Lease
+	result   upstream.Result // for passive health, set once known
 	start    time.Time
 	route    *route
 
@@ -183,16 +191,28 @@ type try struct {
 func (tr *try) setPhase(p hangup.Phase) { tr.phase.Store(uint32(p)) }
 func (tr *try) getPhase() hangup.Phase  { return hangup.Phase(tr.phase.Load()) }
 
-// newTry starts an attempt: it picks an endpoint and arms the per-try
-// timeout.
-func (ex *exchange) newTry(t *table) *try {
-	if ex.try != nil {
-		ex.try.stop()
+// newTry starts an attempt: it takes an endpoint from the pool, waiting in
+// its queue if every endpoint is busy, and arms the per-try timeout. If no
+// endpoint can be had, or the caller leaves while queued, it ends the
+// exchange and returns nil.
+func (ex *exchange) newTry() *try {
+	var avoid []*upstream.Endpoint
+	if prev := ex.try; prev != nil {
+		prev.stop()
+		for _, l := range ex.tries {
+			avoid = append(avoid, l.endpoint)
+		}
 	}
-	tr := &try{start: time.Now(), route: ex.route}
+	ex.phase = hangup.Queued
+	lease, err := ex.route.pool.Acquire(ex.ctx, avoid)
+	if err != nil {
+		ex.unavailable(err)
+		return nil
+	}
+	ex.phase = hangup.PhaseNone
+	tr := &try{start: time.Now(), route: ex.route, lease: lease, endpoint: lease.Endpoint}
 	tr.ctx, tr.cancel = context.WithCancelCause(ex.ctx)
 	tr.dial = upstream.DialControl{Abort: tr.ctx, Timeout: ex.route.connect}
-	tr.endpoint = ex.route.pool.Pick()
 	tr.setPhase(hangup.Connect)
 	if d := ex.route.perTry; d > 0 {
 		tr.perTry = time.AfterFunc(d, func() {
@@ -203,10 +223,45 @@ func (ex *exchange) newTry(t *table) *try {
 	return tr
 }
 
-// stop ends the attempt's timers and context.
+// stop ends the attempt's timers and context, and gives its endpoint back
+// to the pool with the attempt's result.
 func (tr *try) stop() {
 	tr.headersIn()
 	tr.cancel(nil)
+	tr.lease.Release(tr.result)
+}
+
+// unavailable ends an exchange that could not get an endpoint: the caller
+// left while it was queued, or the pool has none to give (all ejected or
+// unhealthy, or all busy past the queue's limits), which is a 503 at once.
+func (ex *exchange) unavailable(err error) {
+	if ex.callerGone() && !ex.route.ignoreAbort || ex.ctx.Err() != nil {
+		ex.end(ex.classify(err))
+		return
+	}
+	ex.outcome = hangup.Outcome{Side: hangup.Proxy, Phase: hangup.Queued, Action: hangup.Answered5xx, Err: err}
+	ex.proxyError = "destination_unavailable"
+	ex.answerError(http.StatusServiceUnavailable, ex.proxyError, "no upstream endpoint available: "+err.Error())
+}
+
+// failureResult is what a failed attempt tells the pool's passive health.
+func failureResult(f attempt.Failure) upstream.Result {
+	var de *hangup.DialError
+	switch {
+	case f.Side != hangup.Upstream:
+		return upstream.ResultIgnore
+	case f.Phase == hangup.Connect || f.Kind == hangup.Refused || errors.As(f.Err, &de):
+		return upstream.ResultConnectFailure
+	}
+	return upstream.ResultReset
+}
+
+// statusResult is what a response tells the pool's passive health.
+func statusResult(status int) upstream.Result {
+	if status >= 500 {
+		return upstream.Result5xx
+	}
+	return upstream.ResultOK
 }
 
 // request builds the request to send upstream on this attempt.
@@ -341,13 +396,15 @@ type tryLog struct {
 	// connection because a reused one was closed before anything was
 	// written, or before any response byte for an idempotent request.
 	Replays int `json:"conn_replays,omitempty"`
+
+	endpoint *upstream.Endpoint
 }
 
 // logTry records the current attempt's end for the access log.
 func (ex *exchange) logTry(status int, f *attempt.Failure, retry string) {
 	tr := ex.try
 	l := tryLog{Endpoint: tr.endpoint.Host, Status: status, MS: ms(time.Since(tr.start)), Retry: retry,
-		Replays: max(int(tr.conns.Load())-1, 0)}
+		Replays: max(int(tr.conns.Load())-1, 0), endpoint: tr.endpoint}
 	if f != nil {
 		l.Side, l.Phase, l.Kind = f.Side.String(), f.Phase.String(), f.Kind.String()
 	}

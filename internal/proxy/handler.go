@@ -254,6 +254,9 @@ func (ex *exchange) fail(err error) { ex.end(ex.classify(err)) }
 
 // end ends an exchange with the failure f.
 func (ex *exchange) end(f attempt.Failure) {
+	if ex.try != nil && f.Side == hangup.Upstream {
+		ex.try.result = failureResult(f)
+	}
 	d := attempt.Decide(f)
 	ex.outcome = hangup.Outcome{Side: f.Side, Phase: f.Phase, Kind: f.Kind, Action: d.Action, Err: f.Err}
 	ex.proxyError = d.ProxyError

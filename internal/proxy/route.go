@@ -94,6 +94,14 @@ func (t *table) samePool(pc *config.Pool) *upstream.Pool {
 	return t.pools[pc.Name]
 }
 
+// start starts the active health checks of t's pools; pools taken over
+// from an earlier table are running already.
+func (t *table) start() {
+	for _, p := range t.pools {
+		p.Start()
+	}
+}
+
 // retire closes the idle connections of t's pools that next no longer
 // uses. Connections still carrying requests finish them and then expire by
 // the pool's idle timeout.

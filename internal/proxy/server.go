@@ -125,6 +125,7 @@ func (s *Server) Start() error {
 		adm = &listener{ln: ln, srv: s.adminServer(s.cfg)}
 	}
 	s.started = true
+	s.handler.table.Load().start()
 	for _, l := range bound {
 		s.listeners[l.cfg.Address] = l
 		s.serve(l)
@@ -303,6 +304,7 @@ func (s *Server) reload(cfg *config.Config) error {
 	}
 	// Nothing can fail from here on.
 	s.handler.table.Store(t)
+	t.start()
 	old.retire(t)
 	s.access.swap(w, f)
 	s.handler.log.Store(s.accessLogger(cfg))

@@ -28,7 +28,11 @@ func (ex *exchange) serveUpgrade(t *table) {
 	ex.prepare()
 	defer ex.release()
 	want := strings.Join(ex.r.Header.Values("Upgrade"), ", ")
-	out := ex.newTry(t).request(ex, t)
+	tr := ex.newTry()
+	if tr == nil {
+		return
+	}
+	out := tr.request(ex, t)
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", want)
 	res := ex.roundTrip(out)

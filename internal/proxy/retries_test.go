@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -19,6 +20,8 @@ const (
 	actReset = "reset" // RST before any response byte
 	actFIN   = "fin"   // FIN before any response byte
 	actStall = "stall" // read the request, answer nothing
+	// actPartial sends a head promising 100 bytes, 9 of them, then a FIN.
+	actPartial = "partial"
 )
 
 // scripted is an upstream that misbehaves on cue: act says, for the n-th
@@ -61,6 +64,10 @@ func (s *scripted) handle(c *hanguptest.ServerConn) {
 			return
 		case actStall:
 			c.WaitPeerClose(hanguptest.Timeout)
+			return
+		case actPartial:
+			c.Write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+			c.CloseFIN()
 			return
 		default:
 			if c.Write(a) != nil {
@@ -396,4 +403,87 @@ func TestRetryBudget(t *testing.T) {
 	if reasons["attempts_exhausted"] != 11 || reasons["budget_exhausted"] != 4 {
 		t.Fatalf("no_retry reasons = %v, want 11 attempts_exhausted and 4 budget_exhausted", reasons)
 	}
+}
+
+// A response that dies mid-body is never retried, even for a GET: its
+// headers already went to the caller, who sees the abort (rule R4).
+func TestMidBodyNotRetried(t *testing.T) {
+	up := newScripted(t, func(int, *http.Request) string { return actPartial })
+	h := start(t, "", routeOpts{upstream: up.URL, extra: fastRetries})
+	res, err := h1Client(t).Get(h.url("/mid"))
+	if err == nil {
+		_, err = io.ReadAll(res.Body)
+		res.Body.Close()
+	}
+	if err == nil {
+		t.Fatal("a truncated response looked complete")
+	}
+	if n := up.count("/mid"); n != 1 {
+		t.Fatalf("upstream saw %d requests, want 1", n)
+	}
+	wantLog(t, h.logs.next(t, "/mid"), map[string]any{"side": "upstream", "phase": "stream_response", "action": "reset_caller"})
+}
+
+// An endpoint that restarts: while it is down its connections are refused
+// and the requests go to the other endpoint without a caller-visible error;
+// it is ejected, and after the ejection it serves again.
+func TestEndpointRestart(t *testing.T) {
+	other := newScripted(t, func(int, *http.Request) string { return ok200 })
+	var served sync.Map
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Store(r.URL.Path, true)
+		io.WriteString(w, "restarted\n")
+	})
+	first := httptestServer(t, "127.0.0.1:0", handler)
+	addr := first.Addr
+	h := start(t, "", routeOpts{upstream: "http://" + addr, extra: fastRetries,
+		poolExtra: "      - url: " + other.URL + "\n    health:\n      passive:\n        consecutive_failures: 1\n        base_ejection: 300ms\n"})
+	c := h1Client(t)
+	for i := range 4 {
+		if status, _ := send(t, c, "GET", h.url(fmt.Sprintf("/up%d", i)), ""); status != 200 {
+			t.Fatalf("status %d", status)
+		}
+	}
+	first.Close() // the endpoint goes down: FIN on its connections, then refused
+	// A GET may meet a pooled connection whose FIN is still in flight and
+	// is retried; a POST without a key, once the pool knows, finds the
+	// endpoint refusing (nothing written) or ejected, and goes elsewhere.
+	for i := range 10 {
+		method := "GET"
+		if i >= 3 {
+			method = "POST"
+		}
+		if status, _ := send(t, c, method, h.url(fmt.Sprintf("/down%d", i)), "x"); status != 200 {
+			t.Fatalf("while down: %s status %d", method, status)
+		}
+	}
+	httptestServer(t, addr, handler) // back on the same port
+	deadline := time.Now().Add(wait)
+	for i := 0; ; i++ {
+		path := fmt.Sprintf("/back%d", i)
+		if status, _ := send(t, c, "GET", h.url(path), ""); status != 200 {
+			t.Fatalf("after restart: status %d", status)
+		}
+		if _, ok := served.Load(path); ok {
+			break // the restarted endpoint serves again
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted endpoint never got traffic back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// httptestServer serves handler on addr (port 0 for any) until the test
+// ends or Close is called.
+func httptestServer(t *testing.T, addr string, handler http.Handler) *http.Server {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: handler, Addr: ln.Addr().String()}
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return srv
 }

@@ -48,6 +48,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ex := exchange{h: h, w: w, r: r, start: time.Now(), callerCtx: r.Context()}
 	defer ex.finish()
 	t := h.table.Load()
+	if p := cleanPath(r.URL.Path); p != r.URL.Path {
+		// Route and forward the path the upstream will act on.
+		r.URL.Path, r.URL.RawPath = p, ""
+	}
 	ex.route = t.match(r.Host, r.URL.Path)
 	if ex.route == nil {
 		ex.answerLocal(http.StatusNotFound, "no route matches this host and path")

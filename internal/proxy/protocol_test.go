@@ -313,3 +313,25 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, keyFile
 }
+
+// Dot segments are removed before routing, and the upstream gets the path
+// that was routed: "/public/../admin" cannot use the /public route to reach
+// "/admin" there.
+func TestPathNormalisedBeforeRouting(t *testing.T) {
+	public := newScripted(t, func(int, *http.Request) string { return ok200 })
+	rest := newScripted(t, func(int, *http.Request) string { return ok200 })
+	h := start(t, "", routeOpts{prefix: "/public/", upstream: public.URL}, routeOpts{upstream: rest.URL})
+	c := hanguptest.Dial(t, h.addr)
+	c.Send("GET /public/../admin HTTP/1.1\r\nHost: app\r\n\r\n")
+	res, err := c.ReadResponse("GET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if public.count("/admin")+public.count("/public/../admin") != 0 || rest.count("/admin") != 1 {
+		t.Fatalf("public saw %v, the default route saw %v", public.seen, rest.seen)
+	}
+	wantLog(t, h.logs.next(t, "/admin"), map[string]any{"route": "r1"})
+}

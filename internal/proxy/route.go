@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net"
+	"path"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -160,10 +161,13 @@ func (r *route) matchHost(host string) bool {
 	return host == r.host
 }
 
-// normalHost lower-cases host and drops a port and a trailing dot.
+// normalHost lower-cases host and drops a port, IPv6 brackets and a
+// trailing dot.
 func normalHost(host string) string {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
+	} else if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
 	}
 	host = strings.TrimSuffix(host, ".")
 	for i := 0; i < len(host); i++ {
@@ -175,3 +179,19 @@ func normalHost(host string) string {
 }
 
 func samePoolConfig(a, b *config.Pool) bool { return reflect.DeepEqual(a, b) }
+
+// cleanPath removes dot segments ("/./", "/../") and empty segments from a
+// request path, as nginx does before matching locations, so that
+// "/public/../admin" cannot match the "/public" route and then reach
+// "/admin" upstream. A trailing slash is kept. Paths without dots or double
+// slashes are returned as they are, without allocating.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' || !strings.Contains(p, "/.") && !strings.Contains(p, "//") {
+		return p
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}

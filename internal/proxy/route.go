@@ -2,8 +2,8 @@ package proxy
 
 import (
 	"net"
-	"path"
 	"net/netip"
+	"path"
 	"reflect"
 	"strings"
 	"time"

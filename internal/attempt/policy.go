@@ -135,6 +135,20 @@ func (l *Loop) After(r Result) Verdict {
 	return Verdict{Retry: true, Delay: delay, Reason: reason}
 }
 
+// Hedge says whether a hedged attempt, sent while the current one is still
+// waiting for its response, may start now. It counts as an attempt and as a
+// retry against the budget.
+func (l *Loop) Hedge() bool {
+	if l.attempts >= l.p.MaxAttempts {
+		return false
+	}
+	if l.p.Budget != nil && !l.p.Budget.Withdraw() {
+		return false
+	}
+	l.attempts++
+	return true
+}
+
 // retryable says whether the attempt's outcome is one another attempt could
 // mend, and why; with a Retry-After to honour, it returns that delay.
 func (l *Loop) retryable(r Result) (reason string, retryAfter time.Duration, ok bool) {

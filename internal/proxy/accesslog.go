@@ -90,7 +90,7 @@ func (ex *exchange) finish() {
 	}
 	if ex.try != nil && (len(ex.tries) > 0 || ex.try.conns.Load() > 1) {
 		last := tryLog{Endpoint: ex.try.endpoint.Host, MS: ms(time.Since(ex.try.start)),
-			Replays: max(int(ex.try.conns.Load())-1, 0)}
+			Replays: max(int(ex.try.conns.Load())-1, 0), Hedge: ex.try.hedge}
 		if o.Side == hangup.Upstream {
 			last.Side, last.Phase, last.Kind = o.Side.String(), o.Phase.String(), o.Kind.String()
 		} else if ex.res != nil {

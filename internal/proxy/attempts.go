@@ -27,8 +27,8 @@ func (ex *exchange) serve(t *table) {
 		if tr == nil {
 			return
 		}
-		res, err := ex.route.pool.Transport.RoundTrip(tr.request(ex, t))
-		tr.headersIn()
+		res, err := ex.send(tr, t)
+		tr = ex.try // a hedged attempt may have won
 		var v attempt.Verdict
 		if err != nil {
 			f := ex.classify(err)
@@ -66,6 +66,99 @@ func (ex *exchange) serve(t *table) {
 			return
 		}
 	}
+}
+
+// send makes the attempt tr and returns its response. On a route with
+// hedging, an idempotent bodyless request that has no response header after
+// hedge.delay gets a second attempt on another endpoint; the first response
+// wins, the other attempt is aborted at once, and ex.try is the winner.
+func (ex *exchange) send(tr *try, t *table) (*http.Response, error) {
+	if !ex.hedgeable() {
+		res, err := ex.route.pool.Transport.RoundTrip(tr.request(ex, t))
+		tr.headersIn()
+		return res, err
+	}
+	results := make(chan sent, 2)
+	run := func(tr *try) {
+		out := tr.request(ex, t)
+		go func() {
+			res, err := ex.route.pool.Transport.RoundTrip(out)
+			tr.headersIn()
+			results <- sent{tr, res, err}
+		}()
+	}
+	run(tr)
+	timer := time.NewTimer(ex.route.hedge)
+	defer timer.Stop()
+	var hedge *try
+	pending := 1
+	for {
+		select {
+		case r := <-results:
+			pending--
+			ex.try, ex.endpoint = r.tr, r.tr.endpoint
+			if pending == 0 {
+				return r.res, r.err
+			}
+			other := hedge
+			if r.tr == hedge {
+				other = tr
+			}
+			if r.err != nil {
+				// This attempt failed; the other may still answer.
+				f := ex.classify(r.err)
+				ex.logTry(0, &f, "")
+				r.tr.result = failureResult(f)
+				r.tr.stop()
+				ex.try, ex.endpoint = other, other.endpoint
+				continue
+			}
+			// The other attempt lost: abort it, drop what it brings.
+			ex.try = other
+			ex.logTry(0, nil, "")
+			ex.tries[len(ex.tries)-1].Abandoned = "other_attempt_answered"
+			other.cancel(errAttemptAbandoned)
+			closeTryConn(other)
+			go func() {
+				if l := <-results; l.res != nil {
+					l.res.Body.Close()
+				}
+				other.stop()
+			}()
+			ex.try, ex.endpoint = r.tr, r.tr.endpoint
+			return r.res, r.err
+		case <-timer.C:
+			if hedge != nil || pending == 0 || !ex.loop.Hedge() {
+				continue
+			}
+			lease := ex.route.pool.TryAcquire([]*upstream.Endpoint{tr.endpoint})
+			if lease == nil {
+				continue
+			}
+			hedge = ex.startTry(lease)
+			hedge.hedge = true
+			pending++
+			ex.h.metrics.Retry(ex.route.name, "hedge")
+			run(hedge)
+		}
+	}
+}
+
+// sent is one attempt's outcome from the transport.
+type sent struct {
+	tr  *try
+	res *http.Response
+	err error
+}
+
+var errAttemptAbandoned = errors.New("another attempt answered first")
+
+// hedgeable reports whether the exchange may race a second attempt: the
+// route hedges, and the request is safe to send twice and has no body.
+func (ex *exchange) hedgeable() bool {
+	r := ex.r
+	return ex.route.hedge > 0 && ex.route.retry != nil && ex.body == nil &&
+		(hangup.IdempotentMethod(r.Method) || r.Header.Get("Idempotency-Key") != "")
 }
 
 // roundTrip makes the single attempt of an Upgrade request. It returns the
@@ -172,6 +265,7 @@ type try struct {
 	endpoint *upstream.Endpoint
 	lease    *upstream.Lease
 	result   upstream.Result // for passive health, set once known
+	hedge    bool            // sent while another attempt was still waiting
 	start    time.Time
 	route    *route
 
@@ -210,6 +304,14 @@ func (ex *exchange) newTry() *try {
 		return nil
 	}
 	ex.phase = hangup.PhaseNone
+	tr := ex.startTry(lease)
+	ex.try, ex.endpoint = tr, tr.endpoint
+	return tr
+}
+
+// startTry starts an attempt on lease's endpoint and arms its per-try
+// timeout.
+func (ex *exchange) startTry(lease *upstream.Lease) *try {
 	tr := &try{start: time.Now(), route: ex.route, lease: lease, endpoint: lease.Endpoint}
 	tr.ctx, tr.cancel = context.WithCancelCause(ex.ctx)
 	tr.dial = upstream.DialControl{Abort: tr.ctx, Timeout: ex.route.connect}
@@ -219,7 +321,6 @@ func (ex *exchange) newTry() *try {
 			tr.cancel(&hangup.TimeoutError{Phase: tr.getPhase(), After: d})
 		})
 	}
-	ex.try, ex.endpoint = tr, tr.endpoint
 	return tr
 }
 
@@ -396,6 +497,10 @@ type tryLog struct {
 	// connection because a reused one was closed before anything was
 	// written, or before any response byte for an idempotent request.
 	Replays int `json:"conn_replays,omitempty"`
+	// Hedge marks an attempt sent while the previous one still waited;
+	// Abandoned says why an attempt was aborted unfinished.
+	Hedge     bool   `json:"hedge,omitempty"`
+	Abandoned string `json:"abandoned,omitempty"`
 
 	endpoint *upstream.Endpoint
 }
@@ -404,7 +509,7 @@ type tryLog struct {
 func (ex *exchange) logTry(status int, f *attempt.Failure, retry string) {
 	tr := ex.try
 	l := tryLog{Endpoint: tr.endpoint.Host, Status: status, MS: ms(time.Since(tr.start)), Retry: retry,
-		Replays: max(int(tr.conns.Load())-1, 0), endpoint: tr.endpoint}
+		Replays: max(int(tr.conns.Load())-1, 0), Hedge: tr.hedge, endpoint: tr.endpoint}
 	if f != nil {
 		l.Side, l.Phase, l.Kind = f.Side.String(), f.Phase.String(), f.Kind.String()
 	}

@@ -390,8 +390,10 @@ func (ex *exchange) abortUpstream() {
 // closeUpstreamConn closes the HTTP/1.1 connection the attempt used (or was
 // still making), which is the only way to abort a request on it. HTTP/2
 // connections are shared and are left to the stream reset.
-func (ex *exchange) closeUpstreamConn() *upstream.Conn {
-	tr := ex.try
+func (ex *exchange) closeUpstreamConn() *upstream.Conn { return closeTryConn(ex.try) }
+
+// closeTryConn closes the HTTP/1.1 connection of the attempt tr.
+func closeTryConn(tr *try) *upstream.Conn {
 	if tr == nil {
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,8 @@ type scripted struct {
 	at   []time.Time
 	seen map[string]int // requests by path
 	URL  string
+	// aborted counts stalled requests whose connection the proxy closed.
+	aborted atomic.Int32
 }
 
 func newScripted(t *testing.T, act func(n int, r *http.Request) string) *scripted {
@@ -63,7 +66,9 @@ func (s *scripted) handle(c *hanguptest.ServerConn) {
 			c.CloseFIN()
 			return
 		case actStall:
-			c.WaitPeerClose(hanguptest.Timeout)
+			if _, _, err := c.WaitPeerClose(hanguptest.Timeout); err == nil {
+				s.aborted.Add(1)
+			}
 			return
 		case actPartial:
 			c.Write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
@@ -486,4 +491,55 @@ func httptestServer(t *testing.T, addr string, handler http.Handler) *http.Serve
 	go func() { defer close(done); srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close(); <-done })
 	return srv
+}
+
+// Hedging: an idempotent request with no answer after hedge.delay gets a
+// second attempt on the other endpoint; the first answer wins and the
+// stalled attempt's connection is closed at once.
+func TestHedging(t *testing.T) {
+	var n atomic.Int32
+	act := func(int, *http.Request) string {
+		if n.Add(1) == 1 {
+			return actStall
+		}
+		return ok200
+	}
+	a, b := newScripted(t, act), newScripted(t, act)
+	h := start(t, "", routeOpts{upstream: a.URL, extra: fastRetries + "    hedge:\n      delay: 50ms\n",
+		poolExtra: "      - url: " + b.URL + "\n"})
+	if status, _ := send(t, h1Client(t), "GET", h.url("/hedge"), ""); status != 200 {
+		t.Fatalf("status = %d", status)
+	}
+	rec := h.logs.next(t, "/hedge")
+	tries := attempts(t, rec)
+	if len(tries) != 2 {
+		t.Fatalf("attempts = %v", tries)
+	}
+	wantLog(t, tries[0], map[string]any{"abandoned": "other_attempt_answered"})
+	wantLog(t, tries[1], map[string]any{"hedge": true, "status": 200})
+	deadline := time.Now().Add(wait)
+	for a.aborted.Load()+b.aborted.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the abandoned attempt's connection was not closed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// A POST without a key is never hedged: it waits for its one attempt.
+	n.Store(0)
+	done := make(chan int, 1)
+	go func() {
+		res, err := h1Client(t).Post(h.url("/nohedge"), "text/plain", strings.NewReader("x"))
+		if err != nil {
+			done <- 0
+			return
+		}
+		res.Body.Close()
+		done <- res.StatusCode
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if got := a.count("/nohedge") + b.count("/nohedge"); got != 1 {
+		t.Fatalf("a POST was sent %d times", got)
+	}
+	h.srv.Close() // ends the stalled POST
+	<-done
 }

@@ -28,8 +28,9 @@ type route struct {
 	maxBody     int64
 	retry       *attempt.Policy // nil: the route never retries
 	perTry      time.Duration
-	bufferBody  int64 // request body bytes kept for a replay
-	h2Pool      bool  // the pool speaks only HTTP/2, so no Upgrade tunnels
+	bufferBody  int64         // request body bytes kept for a replay
+	hedge       time.Duration // send a second attempt after this long; 0: never
+	h2Pool      bool          // the pool speaks only HTTP/2, so no Upgrade tunnels
 }
 
 // table is one configuration's routing state. It is immutable once built;
@@ -78,6 +79,7 @@ func newTable(cfg *config.Config, prev *table) (*table, error) {
 			retry:       retryPolicy(&rc.Retries),
 			perTry:      rc.Retries.PerTryTimeout.D(),
 			bufferBody:  int64(rc.Retries.BufferBody),
+			hedge:       rc.Hedge.Delay.D(),
 		})
 	}
 	return t, nil

@@ -136,6 +136,22 @@ func (p *Pool) Acquire(ctx context.Context, avoid []*Endpoint) (*Lease, error) {
 	return p.wait(ctx, w)
 }
 
+// TryAcquire is Acquire without waiting: it returns nil when no available
+// endpoint has a free slot now, or when attempts are already queued. A
+// hedged attempt uses it, since it is worth making only at once.
+func (p *Pool) TryAcquire(avoid []*Endpoint) *Lease {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.waiters.Len() > 0 {
+		return nil
+	}
+	e, _ := p.pickLocked(p.now(), avoid)
+	if e == nil {
+		return nil
+	}
+	return p.leaseLocked(e)
+}
+
 func (p *Pool) noEndpointError() error {
 	return &acquireError{p.Name, fmt.Sprintf("all %d endpoints ejected or unhealthy",
 		len(p.endpoints)), ErrNoEndpoint}

@@ -110,7 +110,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	for i, lc := range s.cfg.Listeners {
-		l, err := s.bind(lc, fmt.Sprintf("listeners[%d].address", i))
+		l, err := s.bind(s.cfg, lc, fmt.Sprintf("listeners[%d].address", i))
 		if err != nil {
 			return fail(err)
 		}
@@ -120,7 +120,7 @@ func (s *Server) Start() error {
 	if s.cfg.Admin.Address != "off" && s.cfg.Admin.Address != "" {
 		ln, err := net.Listen("tcp", s.cfg.Admin.Address)
 		if err != nil {
-			return fail(s.bindError("admin.address", err))
+			return fail(bindError(s.cfg, "admin.address", err))
 		}
 		adm = &listener{ln: ln, srv: s.adminServer(s.cfg)}
 	}
@@ -133,38 +133,41 @@ func (s *Server) Start() error {
 		s.admin = adm
 		s.serve(adm)
 	}
-	s.log.Info("switchboard started", "listeners", s.addrsLocked(), "admin", s.AdminAddr())
+	s.log.Info("switchboard started", "listeners", s.addrsLocked(), "admin", s.adminAddrLocked())
 	return nil
 }
 
-func (s *Server) bindError(field string, err error) error {
-	return fmt.Errorf("%s: %s: %w", s.cfg.Where(field), field, err)
+// bindError says which field of cfg holds an address that failed to bind.
+func bindError(cfg *config.Config, field string, err error) error {
+	return fmt.Errorf("%s: %s: %w", cfg.Where(field), field, err)
 }
 
-// bind opens lc's socket and prepares its http.Server.
-func (s *Server) bind(lc config.Listener, field string) (*listener, error) {
+// bind loads lc's certificate, opens its socket and prepares its
+// http.Server; nothing is served until serve. Errors name field of cfg.
+func (s *Server) bind(cfg *config.Config, lc config.Listener, field string) (*listener, error) {
 	l := &listener{cfg: lc}
 	if lc.TLS != nil {
-		if err := l.loadCert(); err != nil {
-			return nil, s.bindError(field, err)
+		cert, err := loadCert(lc.TLS)
+		if err != nil {
+			return nil, bindError(cfg, field, err)
 		}
+		l.cert.Store(cert)
 	}
 	ln, err := net.Listen("tcp", lc.Address)
 	if err != nil {
-		return nil, s.bindError(field, err)
+		return nil, bindError(cfg, field, err)
 	}
 	l.ln = callerListener{ln}
 	l.srv = s.proxyServer(l)
 	return l, nil
 }
 
-func (l *listener) loadCert() error {
-	cert, err := tls.LoadX509KeyPair(l.cfg.TLS.CertFile, l.cfg.TLS.KeyFile)
+func loadCert(tc *config.TLS) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(tc.CertFile, tc.KeyFile)
 	if err != nil {
-		return fmt.Errorf("load TLS certificate: %w", err)
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
 	}
-	l.cert.Store(&cert)
-	return nil
+	return &cert, nil
 }
 
 func (s *Server) proxyServer(l *listener) *http.Server {
@@ -254,8 +257,15 @@ func (s *Server) addrsLocked() []string {
 	return out
 }
 
-// AdminAddr returns the admin listener's bound address, or "".
+// AdminAddr returns the admin listener's bound address, or "". It is safe
+// for concurrent use with Reload.
 func (s *Server) AdminAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.adminAddrLocked()
+}
+
+func (s *Server) adminAddrLocked() string {
 	if s.admin == nil {
 		return ""
 	}
@@ -265,11 +275,28 @@ func (s *Server) AdminAddr() string {
 // Reload switches to cfg. Requests in flight finish on the old
 // configuration; new requests use the new one. Listeners are added and
 // removed by address; a TLS certificate is re-read. If anything in cfg cannot
-// be applied, the old configuration stays and the error says why.
+// be applied, nothing changes and the error says why.
 func (s *Server) Reload(cfg *config.Config) error {
 	err := s.reload(cfg)
 	s.metrics.Reload(err == nil)
 	return err
+}
+
+// reloadPlan is what a reload loaded and bound but has not yet put in
+// force.
+type reloadPlan struct {
+	table   *table
+	changed []listenerChange
+	added   []*listener // bound, not serving
+	accessW io.Writer
+	accessF *os.File
+}
+
+// listenerChange is the new configuration of a listener that stays.
+type listenerChange struct {
+	l    *listener
+	cfg  config.Listener
+	cert *tls.Certificate // re-read certificate; nil without TLS
 }
 
 func (s *Server) reload(cfg *config.Config) error {
@@ -280,78 +307,114 @@ func (s *Server) reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	added := map[string]*listener{}
+	p := &reloadPlan{table: t}
+	if err := s.prepareLocked(cfg, p); err != nil {
+		p.abandon(old)
+		return err
+	}
+	s.commitLocked(cfg, p, old)
+	return nil
+}
+
+// prepareLocked does everything in a reload that can fail: it re-reads
+// certificates, binds new addresses and opens the access log.
+func (s *Server) prepareLocked(cfg *config.Config, p *reloadPlan) error {
 	for i, lc := range cfg.Listeners {
 		if cur := s.listeners[lc.Address]; cur != nil {
-			if err := s.updateListener(cur, lc, i); err != nil {
-				closeAll(added)
+			c, err := prepareChange(cfg, cur, i)
+			if err != nil {
 				return err
 			}
+			p.changed = append(p.changed, c)
 			continue
 		}
-		l, err := s.bind(lc, fmt.Sprintf("listeners[%d].address", i))
+		l, err := s.bind(cfg, lc, fmt.Sprintf("listeners[%d].address", i))
 		if err != nil {
-			closeAll(added)
 			return err
 		}
-		added[lc.Address] = l
+		p.added = append(p.added, l)
 	}
 	w, f, err := s.openAccessLog(cfg)
 	if err != nil {
-		closeAll(added)
 		return err
 	}
-	// Nothing can fail from here on.
-	s.handler.table.Store(t)
-	old.retire(t)
-	s.access.swap(w, f)
+	p.accessW, p.accessF = w, f
+	return nil
+}
+
+// prepareChange loads what listener l needs to take on cfg's listener i.
+func prepareChange(cfg *config.Config, l *listener, i int) (listenerChange, error) {
+	lc := cfg.Listeners[i]
+	c := listenerChange{l: l, cfg: lc}
+	if (l.cfg.TLS == nil) != (lc.TLS == nil) {
+		field := fmt.Sprintf("listeners[%d].tls", i)
+		return c, fmt.Errorf("%s: %s: switching TLS on or off needs a restart (or a new address)", cfg.Where(field), field)
+	}
+	if lc.TLS != nil {
+		cert, err := loadCert(lc.TLS)
+		if err != nil {
+			field := fmt.Sprintf("listeners[%d].tls", i)
+			return c, fmt.Errorf("%s: %s: %w", cfg.Where(field), field, err)
+		}
+		c.cert = cert
+	}
+	return c, nil
+}
+
+// abandon releases what a failed reload prepared, leaving the
+// configuration in force as it was.
+func (p *reloadPlan) abandon(old *table) {
+	for _, l := range p.added {
+		l.ln.Close()
+	}
+	if p.accessF != nil {
+		p.accessF.Close()
+	}
+	// Close the pools newTable made; old's pools are still in use.
+	p.table.retire(old)
+}
+
+// commitLocked puts a prepared reload in force. Nothing in it can fail.
+func (s *Server) commitLocked(cfg *config.Config, p *reloadPlan, old *table) {
+	s.handler.table.Store(p.table)
+	old.retire(p.table)
+	s.access.swap(p.accessW, p.accessF)
 	s.handler.log.Store(s.accessLogger(cfg))
+	for _, c := range p.changed {
+		s.changeLocked(c)
+	}
 	for addr, l := range s.listeners {
 		if !hasListener(cfg, addr) {
 			delete(s.listeners, addr)
 			go s.drainListener(l)
 		}
 	}
-	for addr, l := range added {
-		s.listeners[addr] = l
+	for _, l := range p.added {
+		s.listeners[l.cfg.Address] = l
 		s.serve(l)
 	}
 	if cfg.Admin.Token != s.cfg.Admin.Token {
 		s.adminHandler.Store(s.newAdminHandler(cfg))
 	}
 	s.cfg = cfg
-	return nil
 }
 
-// updateListener applies what can change on a live listener (its TLS
-// certificate). Other settings are fixed for the socket's life; changing
-// them is reported, not silently ignored.
-func (s *Server) updateListener(l *listener, lc config.Listener, i int) error {
-	if (l.cfg.TLS == nil) != (lc.TLS == nil) {
-		return fmt.Errorf("%s: listeners[%d].tls: switching TLS on or off needs a restart (or a new address)", s.cfg.Where(fmt.Sprintf("listeners[%d].tls", i)), i)
-	}
-	if lc.TLS != nil {
-		next := &listener{cfg: lc}
-		if err := next.loadCert(); err != nil {
-			return fmt.Errorf("listeners[%d].tls: %w", i, err)
-		}
-		l.cert.Store(next.cert.Load())
+// changeLocked applies c to its listener: a new certificate. Other
+// settings are fixed for the socket's life; changing them is reported, not
+// silently ignored.
+func (s *Server) changeLocked(c listenerChange) {
+	l, lc := c.l, c.cfg
+	if c.cert != nil {
+		l.cert.Store(c.cert)
 	}
 	if l.cfg.ReadHeaderTimeout != lc.ReadHeaderTimeout || l.cfg.IdleTimeout != lc.IdleTimeout ||
 		l.cfg.MaxHeaderBytes != lc.MaxHeaderBytes || !sameBoolPtr(l.cfg.H2C, lc.H2C) {
 		s.log.Warn("listener settings change takes effect at the next restart", "address", lc.Address)
 	}
-	return nil
 }
 
 func sameBoolPtr(a, b *bool) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
-}
-
-func closeAll(ls map[string]*listener) {
-	for _, l := range ls {
-		l.ln.Close()
-	}
 }
 
 // drainListener stops a listener removed by a reload, letting its

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -106,6 +107,36 @@ func newSlowUpstream(t *testing.T) *slowUpstream {
 	return u
 }
 
+// result is how a request through the proxy ended.
+type result struct {
+	status int
+	body   string
+	err    error
+}
+
+// goGet runs a GET of url on c and reports how it ended.
+func goGet(c *http.Client, url string) <-chan result {
+	ch := make(chan result, 1)
+	go func() {
+		res, err := c.Get(url)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		ch <- result{status: res.StatusCode, body: string(body), err: err}
+	}()
+	return ch
+}
+
+func wantSlowDone(t *testing.T, ch <-chan result) {
+	t.Helper()
+	if r := recv(t, ch, "the slow request to finish"); r.err != nil || r.status != 200 || r.body != slowBody {
+		t.Errorf("slow request: status %d, body %q, error %v; want 200 and the whole body", r.status, r.body, r.err)
+	}
+}
+
 // servedLeaf returns the DER of the certificate a TLS listener at addr
 // presents.
 func servedLeaf(t *testing.T, addr string) []byte {
@@ -140,6 +171,46 @@ func holdPort(t *testing.T) string {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln.Addr().String()
+}
+
+// wantRefused checks that nothing accepts connections at addr.
+func wantRefused(t *testing.T, addr, what string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err == nil {
+		c.Close()
+		t.Errorf("%s %s still accepts connections", what, addr)
+	}
+}
+
+// serverGoroutines returns the stacks of goroutines that run a Server's
+// methods: serve loops, drains. Close waits for all of them, so right after it returns there must be none; unlike goleak
+// this looks once, without retrying, so a goroutine that would end a moment
+// later is caught.
+func serverGoroutines() []string {
+	buf := make([]byte, 64<<10)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for g := range strings.SplitSeq(string(buf), "\n\n") {
+		if strings.Contains(g, "switchboard/internal/proxy.(*Server)") {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func wantNoServerGoroutines(t *testing.T) {
+	t.Helper()
+	if gs := serverGoroutines(); len(gs) > 0 {
+		t.Errorf("%d server goroutines outlive Close:\n%s", len(gs), strings.Join(gs, "\n\n"))
+	}
 }
 
 // A reload that fails at any step changes nothing: the TLS certificate it
@@ -205,4 +276,75 @@ func TestReloadFailureChangesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startTwoListeners starts a server with listeners on 127.0.0.1 and
+// localhost and a slow request in flight on the second. It returns the
+// server, the config without the second listener, and the slow request.
+func startTwoListeners(t *testing.T, up *slowUpstream) (*proxy.Server, *config.Config, <-chan result) {
+	t.Helper()
+	c := reloadConfig{listeners: []string{"address: 127.0.0.1:0", "address: localhost:0"}, accessLog: "off", upstream: up.url}
+	srv, _ := startReload(t, c)
+	addrs := srv.Addrs()
+	slow := goGet(h1Client(t), "http://"+addrs[1]+"/slow")
+	recv(t, up.arrived, "the slow request to reach the upstream")
+	c.listeners = c.listeners[:1]
+	cfg := c.parse(t)
+	return srv, cfg, slow
+}
+
+// A listener removed by a reload stops accepting at once, lets its request
+// in flight finish, and Close waits for that drain.
+func TestReloadRemovedListenerDrains(t *testing.T) {
+	up := newSlowUpstream(t)
+	srv, cfg, slow := startTwoListeners(t, up)
+	removed := srv.Addrs()[1]
+	if err := srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	wantRefused(t, removed, "removed listener")
+	if got := srv.Addrs(); len(got) != 1 {
+		t.Errorf("listeners after removing one: %v", got)
+	}
+	up.release()
+	wantSlowDone(t, slow)
+	srv.Close()
+	wantNoServerGoroutines(t)
+}
+
+// Close ends the drain of a removed listener at once: the request in flight
+// there is cut, not waited for.
+func TestCloseEndsRemovedListenerDrain(t *testing.T) {
+	up := newSlowUpstream(t)
+	srv, cfg, slow := startTwoListeners(t, up)
+	if err := srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		srv.Close()
+		close(done)
+	}()
+	closed(t, done, "Close to return while a removed listener drains")
+	if r := recv(t, slow, "the slow request to end"); r.err == nil {
+		t.Errorf("the slow request on the removed listener got %d %q after Close, want a cut connection", r.status, r.body)
+	}
+	wantNoServerGoroutines(t)
+}
+
+// Shutdown drains a listener a reload removed along with the others.
+func TestShutdownWaitsForRemovedListener(t *testing.T) {
+	up := newSlowUpstream(t)
+	srv, cfg, slow := startTwoListeners(t, up)
+	if err := srv.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(t.Context()) }()
+	up.release()
+	wantSlowDone(t, slow)
+	if err := recv(t, shut, "Shutdown"); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	wantNoServerGoroutines(t)
 }

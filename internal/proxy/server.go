@@ -40,17 +40,26 @@ type Server struct {
 	metrics *metrics.Metrics
 	handler *Handler
 
+	// stop is cancelled by Close; it cuts short the drains of listeners a
+	// reload removed.
+	stop       context.Context
+	cancelStop context.CancelFunc
+
 	mu         sync.Mutex // guards the fields below
 	cfg        *config.Config
 	listeners  map[string]*listener // by configured address
 	admin      *listener
+	retired    map[*http.Server]struct{} // draining after a reload removed their listener
 	access     *accessWriter
 	accessJSON *slog.Logger // JSON records into access; swapped for a discarding logger when off
 	started    bool
+	stopping   bool // Shutdown or Close began: no reload, no new goroutine
 
 	draining     atomic.Bool
 	adminHandler atomic.Pointer[http.Handler]
-	wg           sync.WaitGroup // serve loops
+	// wg counts serve loops and the drains of retired servers; Close
+	// waits for it.
+	wg sync.WaitGroup
 }
 
 // listener is one bound socket and the http.Server serving it.
@@ -79,11 +88,13 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Log, metrics: opts.Metrics, cfg: cfg, listeners: map[string]*listener{}}
+	s := &Server{opts: opts, log: opts.Log, metrics: opts.Metrics, cfg: cfg,
+		listeners: map[string]*listener{}, retired: map[*http.Server]struct{}{}}
 	w, f, err := s.openAccessLog(cfg)
 	if err != nil {
 		return nil, err
 	}
+	s.stop, s.cancelStop = context.WithCancel(context.Background())
 	s.access = &accessWriter{w: w, f: f}
 	s.accessJSON = slog.New(slog.NewJSONHandler(s.access, nil))
 	s.handler = newHandler(t, s.accessLogger(cfg), opts.Metrics)
@@ -101,6 +112,9 @@ func (s *Server) Start() error {
 	defer s.mu.Unlock()
 	if s.started {
 		return errors.New("server already started")
+	}
+	if s.stopping {
+		return errors.New("server closed")
 	}
 	bound := map[string]*listener{}
 	fail := func(err error) error {
@@ -233,7 +247,9 @@ func (s *Server) serve(l *listener) {
 		} else {
 			err = l.srv.Serve(l.ln)
 		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// net.ErrClosed: a reload removed the listener and closed its
+		// socket; its drain follows.
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
 			s.log.Error("listener stopped", "address", l.ln.Addr().String(), "error", err)
 		}
 	})
@@ -302,6 +318,12 @@ type listenerChange struct {
 func (s *Server) reload(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	switch {
+	case s.stopping:
+		return errors.New("reload: server is shutting down")
+	case !s.started:
+		return errors.New("reload: server not started")
+	}
 	old := s.handler.table.Load()
 	t, err := newTable(cfg, old)
 	if err != nil {
@@ -386,7 +408,9 @@ func (s *Server) commitLocked(cfg *config.Config, p *reloadPlan, old *table) {
 	for addr, l := range s.listeners {
 		if !hasListener(cfg, addr) {
 			delete(s.listeners, addr)
-			go s.drainListener(l)
+			// Closed now, so the port is free when Reload returns.
+			l.ln.Close()
+			s.retireLocked(l.srv, cfg.DrainTimeout.D())
 		}
 	}
 	for _, l := range p.added {
@@ -417,20 +441,28 @@ func sameBoolPtr(a, b *bool) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
-// drainListener stops a listener removed by a reload, letting its
-// in-flight requests finish within the drain timeout.
-func (s *Server) drainListener(l *listener) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.drainTimeout())
+// retireLocked drains srv, whose listener a reload removed and closed,
+// within timeout, in a goroutine Shutdown and Close wait for.
+func (s *Server) retireLocked(srv *http.Server, timeout time.Duration) {
+	s.retired[srv] = struct{}{}
+	s.wg.Go(func() { s.drainRetired(srv, timeout) })
+}
+
+// drainRetired lets srv's requests in flight finish within timeout, or
+// until Close.
+func (s *Server) drainRetired(srv *http.Server, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(s.stop, timeout)
 	defer cancel()
-	if err := l.srv.Shutdown(ctx); err != nil {
-		l.srv.Close()
+	if err := srv.Shutdown(ctx); err != nil {
+		srv.Close()
 	}
+	s.mu.Lock()
+	delete(s.retired, srv)
+	s.mu.Unlock()
 }
 
 // DrainTimeout returns the drain timeout of the configuration in force.
-func (s *Server) DrainTimeout() time.Duration { return s.drainTimeout() }
-
-func (s *Server) drainTimeout() time.Duration {
+func (s *Server) DrainTimeout() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cfg.DrainTimeout.D()
@@ -439,28 +471,34 @@ func (s *Server) drainTimeout() time.Duration {
 // Shutdown drains (rule R7): it stops accepting, tells keep-alive callers
 // to go (Connection: close on HTTP/1.1, GOAWAY on HTTP/2), lets requests and
 // tunnels in flight finish until ctx is done, then closes whatever is left.
-// The admin listener answers /readyz with 503 throughout and closes last.
+// Servers still draining after a reload are drained with the rest. The
+// admin listener answers /readyz with 503 throughout and closes last.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.mu.Lock()
-	ls := make([]*listener, 0, len(s.listeners))
+	s.stopping = true
+	srvs := make([]*http.Server, 0, len(s.listeners)+len(s.retired))
 	for _, l := range s.listeners {
-		ls = append(ls, l)
+		srvs = append(srvs, l.srv)
+	}
+	listeners := len(srvs)
+	for srv := range s.retired {
+		srvs = append(srvs, srv)
 	}
 	s.mu.Unlock()
-	s.log.Info("draining", "listeners", len(ls))
+	s.log.Info("draining", "listeners", listeners)
 	var wg sync.WaitGroup
-	errs := make([]error, len(ls))
-	for i, l := range ls {
-		wg.Go(func() { errs[i] = l.srv.Shutdown(ctx) })
+	errs := make([]error, len(srvs))
+	for i, srv := range srvs {
+		wg.Go(func() { errs[i] = srv.Shutdown(ctx) })
 	}
 	wg.Wait()
 	terr := s.handler.tunnels.wait(ctx)
 	err := errors.Join(append(errs, terr)...)
 	if err != nil {
 		s.log.Warn("drain deadline passed; closing what is left", "error", err)
-		for _, l := range ls {
-			l.srv.Close()
+		for _, srv := range srvs {
+			srv.Close()
 		}
 		s.handler.tunnels.closeAll()
 	}
@@ -468,16 +506,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close closes everything at once, without draining. It is idempotent.
+// Close closes everything at once, without draining, and returns when
+// every goroutine the server started has ended. It is idempotent.
 func (s *Server) Close() {
 	s.mu.Lock()
+	s.stopping = true
 	for _, l := range s.listeners {
 		l.srv.Close()
 	}
 	if s.admin != nil {
 		s.admin.srv.Close()
 	}
+	for srv := range s.retired {
+		srv.Close()
+	}
 	s.mu.Unlock()
+	s.cancelStop()
 	s.handler.tunnels.closeAll()
 	s.handler.stopClosing()
 	s.wg.Wait()

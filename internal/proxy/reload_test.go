@@ -230,6 +230,9 @@ func TestReloadFailureChangesNothing(t *testing.T) {
 		{"new listener", func(t *testing.T, c *reloadConfig) {
 			c.listeners = append(c.listeners, "address: "+holdPort(t))
 		}, `^reload\.yaml:\d+:\d+: listeners\[1\]\.address: `},
+		{"admin address", func(t *testing.T, c *reloadConfig) {
+			c.admin = holdPort(t)
+		}, `^reload\.yaml:\d+:\d+: admin\.address: `},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -347,4 +350,80 @@ func TestShutdownWaitsForRemovedListener(t *testing.T) {
 		t.Errorf("Shutdown: %v", err)
 	}
 	wantNoServerGoroutines(t)
+}
+
+// admin.address follows reloads: off to on, moved, to off; an address that
+// cannot be bound rejects the reload and keeps the admin listener as it was.
+func TestReloadAdminAddress(t *testing.T) {
+	up := newSlowUpstream(t)
+	c := reloadConfig{listeners: []string{"address: 127.0.0.1:0"}, accessLog: "off", upstream: up.url}
+	srv, _ := startReload(t, c)
+
+	// AdminAddr is read while reloads change it (for the race detector).
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	readers.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				srv.AdminAddr()
+			}
+		}
+	})
+	defer func() {
+		close(stop)
+		readers.Wait()
+	}()
+
+	ready := func(addr string) {
+		t.Helper()
+		res := get(t, h1Client(t), "http://"+addr+"/readyz")
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Errorf("admin %s /readyz: %d, want 200", addr, res.StatusCode)
+		}
+	}
+	reload := func(admin string) {
+		t.Helper()
+		c.admin = admin
+		if err := srv.Reload(c.parse(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if got := srv.AdminAddr(); got != "" {
+		t.Fatalf("admin off, but AdminAddr = %q", got)
+	}
+	reload("127.0.0.1:0")
+	first := srv.AdminAddr()
+	if first == "" {
+		t.Fatal("admin turned on by reload, but AdminAddr is empty")
+	}
+	ready(first)
+
+	reload("localhost:0")
+	moved := srv.AdminAddr()
+	if moved == "" || moved == first {
+		t.Fatalf("admin moved by reload: AdminAddr %q, was %q", moved, first)
+	}
+	ready(moved)
+	wantRefused(t, first, "old admin listener")
+
+	c.admin = holdPort(t)
+	err := srv.Reload(c.parse(t))
+	if want := regexp.MustCompile(`^reload\.yaml:\d+:\d+: admin\.address: `); err == nil || !want.MatchString(err.Error()) {
+		t.Fatalf("reload to a held admin address: %v, want an error matching %s", err, want)
+	}
+	if got := srv.AdminAddr(); got != moved {
+		t.Errorf("after a rejected reload AdminAddr = %q, want %q", got, moved)
+	}
+	ready(moved)
+
+	reload("off")
+	if got := srv.AdminAddr(); got != "" {
+		t.Errorf("admin turned off by reload, but AdminAddr = %q", got)
+	}
+	wantRefused(t, moved, "admin listener turned off")
 }

@@ -47,8 +47,8 @@ type Server struct {
 
 	mu         sync.Mutex // guards the fields below
 	cfg        *config.Config
-	listeners  map[string]*listener // by configured address
-	admin      *listener
+	listeners  map[string]*listener      // by configured address
+	admin      *listener                 // nil when the admin listener is off
 	retired    map[*http.Server]struct{} // draining after a reload removed their listener
 	access     *accessWriter
 	accessJSON *slog.Logger // JSON records into access; swapped for a discarding logger when off
@@ -98,6 +98,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.access = &accessWriter{w: w, f: f}
 	s.accessJSON = slog.New(slog.NewJSONHandler(s.access, nil))
 	s.handler = newHandler(t, s.accessLogger(cfg), opts.Metrics)
+	s.adminHandler.Store(s.newAdminHandler(cfg))
 	return s, nil
 }
 
@@ -131,12 +132,11 @@ func (s *Server) Start() error {
 		bound[lc.Address] = l
 	}
 	var adm *listener
-	if s.cfg.Admin.Address != "off" && s.cfg.Admin.Address != "" {
-		ln, err := net.Listen("tcp", s.cfg.Admin.Address)
-		if err != nil {
-			return fail(bindError(s.cfg, "admin.address", err))
+	if adminOn(s.cfg) {
+		var err error
+		if adm, err = s.bindAdmin(s.cfg); err != nil {
+			return fail(err)
 		}
-		adm = &listener{ln: ln, srv: s.adminServer(s.cfg)}
 	}
 	s.started = true
 	for _, l := range bound {
@@ -174,6 +174,15 @@ func (s *Server) bind(cfg *config.Config, lc config.Listener, field string) (*li
 	l.ln = callerListener{ln}
 	l.srv = s.proxyServer(l)
 	return l, nil
+}
+
+// bindAdmin opens cfg's admin socket and prepares its http.Server.
+func (s *Server) bindAdmin(cfg *config.Config) (*listener, error) {
+	ln, err := net.Listen("tcp", cfg.Admin.Address)
+	if err != nil {
+		return nil, bindError(cfg, "admin.address", err)
+	}
+	return &listener{ln: ln, srv: s.adminServer()}, nil
 }
 
 func loadCert(tc *config.TLS) (*tls.Certificate, error) {
@@ -227,8 +236,7 @@ func (s *Server) newAdminHandler(cfg *config.Config) *http.Handler {
 
 // adminServer serves the admin handler current at each request, so a
 // reload can change the token without touching a running http.Server.
-func (s *Server) adminServer(cfg *config.Config) *http.Server {
-	s.adminHandler.Store(s.newAdminHandler(cfg))
+func (s *Server) adminServer() *http.Server {
 	return &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			(*s.adminHandler.Load()).ServeHTTP(w, r)
@@ -288,10 +296,15 @@ func (s *Server) adminAddrLocked() string {
 	return s.admin.ln.Addr().String()
 }
 
+func adminOn(cfg *config.Config) bool {
+	return cfg.Admin.Address != config.AdminOff && cfg.Admin.Address != ""
+}
+
 // Reload switches to cfg. Requests in flight finish on the old
 // configuration; new requests use the new one. Listeners are added and
-// removed by address; a TLS certificate is re-read. If anything in cfg cannot
-// be applied, nothing changes and the error says why.
+// removed by address; a TLS certificate is re-read; the admin listener
+// moves, starts or stops with admin.address. If anything in cfg cannot be
+// applied, nothing changes and the error says why.
 func (s *Server) Reload(cfg *config.Config) error {
 	err := s.reload(cfg)
 	s.metrics.Reload(err == nil)
@@ -301,11 +314,13 @@ func (s *Server) Reload(cfg *config.Config) error {
 // reloadPlan is what a reload loaded and bound but has not yet put in
 // force.
 type reloadPlan struct {
-	table   *table
-	changed []listenerChange
-	added   []*listener // bound, not serving
-	accessW io.Writer
-	accessF *os.File
+	table        *table
+	changed      []listenerChange
+	added        []*listener // bound, not serving
+	adminChanged bool        // admin address changed, or admin turned on or off
+	admin        *listener   // the new admin listener, bound, not serving; nil for off
+	accessW      io.Writer
+	accessF      *os.File
 }
 
 // listenerChange is the new configuration of a listener that stays.
@@ -356,6 +371,16 @@ func (s *Server) prepareLocked(cfg *config.Config, p *reloadPlan) error {
 		}
 		p.added = append(p.added, l)
 	}
+	if adminOn(cfg) != adminOn(s.cfg) || (adminOn(cfg) && cfg.Admin.Address != s.cfg.Admin.Address) {
+		p.adminChanged = true
+		if adminOn(cfg) {
+			l, err := s.bindAdmin(cfg)
+			if err != nil {
+				return err
+			}
+			p.admin = l
+		}
+	}
 	w, f, err := s.openAccessLog(cfg)
 	if err != nil {
 		return err
@@ -389,6 +414,9 @@ func (p *reloadPlan) abandon(old *table) {
 	for _, l := range p.added {
 		l.ln.Close()
 	}
+	if p.admin != nil {
+		p.admin.ln.Close()
+	}
 	if p.accessF != nil {
 		p.accessF.Close()
 	}
@@ -398,6 +426,7 @@ func (p *reloadPlan) abandon(old *table) {
 
 // commitLocked puts a prepared reload in force. Nothing in it can fail.
 func (s *Server) commitLocked(cfg *config.Config, p *reloadPlan, old *table) {
+	drain := cfg.DrainTimeout.D()
 	s.handler.table.Store(p.table)
 	old.retire(p.table)
 	s.access.swap(p.accessW, p.accessF)
@@ -410,12 +439,23 @@ func (s *Server) commitLocked(cfg *config.Config, p *reloadPlan, old *table) {
 			delete(s.listeners, addr)
 			// Closed now, so the port is free when Reload returns.
 			l.ln.Close()
-			s.retireLocked(l.srv, cfg.DrainTimeout.D())
+			s.retireLocked(l.srv, drain)
 		}
 	}
 	for _, l := range p.added {
 		s.listeners[l.cfg.Address] = l
 		s.serve(l)
+	}
+	if p.adminChanged {
+		if s.admin != nil {
+			s.admin.ln.Close()
+			s.retireLocked(s.admin.srv, drain)
+		}
+		s.admin = p.admin
+		if s.admin != nil {
+			s.serve(s.admin)
+		}
+		s.log.Info("admin listener changed", "admin", s.adminAddrLocked())
 	}
 	if cfg.Admin.Token != s.cfg.Admin.Token {
 		s.adminHandler.Store(s.newAdminHandler(cfg))
@@ -441,8 +481,9 @@ func sameBoolPtr(a, b *bool) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
-// retireLocked drains srv, whose listener a reload removed and closed,
-// within timeout, in a goroutine Shutdown and Close wait for.
+// retireLocked drains srv, whose listener (or admin listener) a reload
+// removed and closed, within timeout, in a goroutine Shutdown and Close
+// wait for.
 func (s *Server) retireLocked(srv *http.Server, timeout time.Duration) {
 	s.retired[srv] = struct{}{}
 	s.wg.Go(func() { s.drainRetired(srv, timeout) })

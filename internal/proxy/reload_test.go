@@ -7,12 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"regexp"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/switchboard-proxy/switchboard/internal/config"
 	"github.com/switchboard-proxy/switchboard/internal/proxy"
@@ -137,6 +140,24 @@ func wantSlowDone(t *testing.T, ch <-chan result) {
 	}
 }
 
+// statusWithHeader sends a GET with one header of n bytes over a fresh
+// HTTP/1.1 connection and returns the status.
+func statusWithHeader(t *testing.T, url string, n int) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Big", strings.Repeat("x", n))
+	res, err := h1Client(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode
+}
+
 // servedLeaf returns the DER of the certificate a TLS listener at addr
 // presents.
 func servedLeaf(t *testing.T, addr string) []byte {
@@ -183,8 +204,9 @@ func wantRefused(t *testing.T, addr, what string) {
 	}
 }
 
-// serverGoroutines returns the stacks of goroutines that run a Server's
-// methods: serve loops, drains. Close waits for all of them, so right after it returns there must be none; unlike goleak
+// serverGoroutines returns the stacks of goroutines that run a Server's or
+// a socket's methods: accept loops, serve loops, drains. Close waits for
+// all of them, so right after it returns there must be none; unlike goleak
 // this looks once, without retrying, so a goroutine that would end a moment
 // later is caught.
 func serverGoroutines() []string {
@@ -199,7 +221,7 @@ func serverGoroutines() []string {
 	}
 	var out []string
 	for g := range strings.SplitSeq(string(buf), "\n\n") {
-		if strings.Contains(g, "switchboard/internal/proxy.(*Server)") {
+		if strings.Contains(g, "switchboard/internal/proxy.(*Server)") || strings.Contains(g, "switchboard/internal/proxy.(*socket)") {
 			out = append(out, g)
 		}
 	}
@@ -426,4 +448,279 @@ func TestReloadAdminAddress(t *testing.T) {
 		t.Errorf("admin turned off by reload, but AdminAddr = %q", got)
 	}
 	wantRefused(t, moved, "admin listener turned off")
+}
+
+// loop requests url on c until stop is closed, counting failures and
+// ticking after every success.
+type loop struct {
+	fails atomic.Int64
+	first atomic.Pointer[error]
+	tick  chan struct{}
+	done  chan struct{}
+}
+
+func startLoop(c *http.Client, url string, stop <-chan struct{}) *loop {
+	l := &loop{tick: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := getOK(c, url); err != nil {
+				l.fails.Add(1)
+				l.first.CompareAndSwap(nil, &err)
+				continue
+			}
+			select {
+			case l.tick <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return l
+}
+
+func getOK(c *http.Client, url string) error {
+	res, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != 200 || string(body) != "ok" {
+		return fmt.Errorf("status %d, body %q", res.StatusCode, body)
+	}
+	return nil
+}
+
+// progress waits for n more successes.
+func (l *loop) progress(t *testing.T, n int) {
+	t.Helper()
+	for range n {
+		recv(t, l.tick, "the request loop to make progress")
+	}
+}
+
+func (l *loop) check(t *testing.T, name string) {
+	t.Helper()
+	<-l.done
+	if n := l.fails.Load(); n > 0 {
+		t.Errorf("%s: %d requests failed across reloads; first: %v", name, n, *l.first.Load())
+	}
+}
+
+// A reload applies a live listener's new settings without closing its
+// socket: the port stays, a request in flight finishes under the old
+// settings, new connections get the new ones, and callers looping
+// requests across the reload see no error.
+func TestReloadListenerSettings(t *testing.T) {
+	up := newSlowUpstream(t)
+	c := reloadConfig{listeners: []string{"address: 127.0.0.1:0\nmax_header_bytes: 64KiB\nidle_timeout: 30s"},
+		accessLog: "off", upstream: up.url}
+	srv, _ := startReload(t, c)
+	addr := srv.Addrs()[0]
+	// net/http allows 4KiB beyond MaxHeaderBytes, so 8KiB is what
+	// separates 1KiB from 64KiB.
+	const big = 8 << 10
+	if got := statusWithHeader(t, "http://"+addr+"/", big); got != 200 {
+		t.Fatalf("8KiB header under max_header_bytes 64KiB: %d, want 200", got)
+	}
+
+	slow := goGet(h1Client(t), "http://"+addr+"/slow")
+	recv(t, up.arrived, "the slow request to reach the upstream")
+	stop := make(chan struct{})
+	loops := map[string]*loop{
+		"h1":  startLoop(h1Client(t), "http://"+addr+"/loop", stop),
+		"h2c": startLoop(h2cClient(t), "http://"+addr+"/loop", stop),
+	}
+	for _, l := range loops {
+		l.progress(t, 5)
+	}
+
+	c.listeners = []string{"address: 127.0.0.1:0\nmax_header_bytes: 1KiB\nidle_timeout: 20s"}
+	if err := srv.Reload(c.parse(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Addrs(); len(got) != 1 || got[0] != addr {
+		t.Errorf("listener address after reload: %v, want [%s]", got, addr)
+	}
+	if got := statusWithHeader(t, "http://"+addr+"/", big); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("8KiB header after reload to max_header_bytes 1KiB: %d, want 431", got)
+	}
+	if got := statusWithHeader(t, "http://"+addr+"/", 16); got != 200 {
+		t.Errorf("small header after reload: %d, want 200", got)
+	}
+	for _, l := range loops {
+		l.progress(t, 5)
+	}
+	up.release()
+	wantSlowDone(t, slow)
+	close(stop)
+	for name, l := range loops {
+		l.check(t, name)
+	}
+}
+
+// Reloads that replace a listener's http.Server, one after another, lose
+// no connection and no request, over every protocol. HTTP/1.1 callers open
+// a new connection for every request, so the client cannot hide a lost one
+// by retrying; HTTP/2 callers keep theirs, which the replaced server ends
+// with GOAWAY.
+func TestReloadSwapLosesNoConnection(t *testing.T) {
+	cert, key := selfSigned(t)
+	const tlsFields = "\nh2c: false\ntls:\n  cert_file: %s\n  key_file: %s"
+	tests := []struct {
+		name, scheme, fields string
+		client               func(t *testing.T) *http.Client
+	}{
+		{"h1", "http", "", func(t *testing.T) *http.Client { return freshConnClient(t, nil) }},
+		{"h1 TLS", "https", fmt.Sprintf(tlsFields, cert, key), func(t *testing.T) *http.Client {
+			return freshConnClient(t, &tls.Config{InsecureSkipVerify: true})
+		}},
+		{"h2c", "http", "", h2cClient},
+		{"h2 TLS", "https", fmt.Sprintf(tlsFields, cert, key), func(t *testing.T) *http.Client { return tlsClient(t, true) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := newSlowUpstream(t)
+			c := reloadConfig{accessLog: "off", upstream: up.url}
+			settings := func(i int) []string {
+				return []string{fmt.Sprintf("address: 127.0.0.1:0\nmax_header_bytes: %dKiB", 32+i%2) + tt.fields}
+			}
+			c.listeners = settings(0)
+			srv, _ := startReload(t, c)
+			url := tt.scheme + "://" + srv.Addrs()[0] + "/loop"
+			stop := make(chan struct{})
+			var loops []*loop
+			for range 3 {
+				loops = append(loops, startLoop(tt.client(t), url, stop))
+			}
+			for i := 1; i <= 30; i++ {
+				c.listeners = settings(i)
+				if err := srv.Reload(c.parse(t)); err != nil {
+					t.Fatal(err)
+				}
+				for _, l := range loops {
+					l.progress(t, 1)
+				}
+			}
+			close(stop)
+			for i, l := range loops {
+				l.check(t, fmt.Sprintf("caller %d", i))
+			}
+			srv.Close()
+			wantNoServerGoroutines(t)
+		})
+	}
+}
+
+// freshConnClient opens a new connection for every request.
+func freshConnClient(t *testing.T, tc *tls.Config) *http.Client {
+	tr := &http.Transport{DisableKeepAlives: true, TLSClientConfig: tc}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: 2 * wait}
+}
+
+// Two listeners may both ask for port 0 on the same host; each gets its
+// own socket and serve loop, a reload can remove one, and Close ends both.
+func TestRepeatedPortZeroListeners(t *testing.T) {
+	up := newSlowUpstream(t)
+	c := reloadConfig{listeners: []string{"address: 127.0.0.1:0", "address: 127.0.0.1:0"}, accessLog: "off", upstream: up.url}
+	srv, _ := startReload(t, c)
+	addrs := srv.Addrs()
+	if len(addrs) != 2 || addrs[0] == addrs[1] {
+		t.Fatalf("listeners %v, want two different addresses", addrs)
+	}
+	for _, a := range addrs {
+		if err := getOK(h1Client(t), "http://"+a+"/"); err != nil {
+			t.Errorf("listener %s: %v", a, err)
+		}
+	}
+	c.listeners = c.listeners[:1]
+	if err := srv.Reload(c.parse(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.Addrs(); len(got) != 1 || got[0] != addrs[0] {
+		t.Errorf("after removing the second listener: %v, want [%s]", got, addrs[0])
+	}
+	wantRefused(t, addrs[1], "removed listener")
+	if err := getOK(h1Client(t), "http://"+addrs[0]+"/"); err != nil {
+		t.Errorf("remaining listener: %v", err)
+	}
+	srv.Close()
+	wantNoServerGoroutines(t)
+}
+
+// A replaced server sends GOAWAY to its HTTP/2 connections without waiting
+// for their streams to end: while a long stream runs on the old connection,
+// new requests move to a new one (served with the new settings), and the
+// long stream still finishes.
+func TestReloadGoAwayWhileH2StreamRuns(t *testing.T) {
+	cert, key := selfSigned(t)
+	tests := []struct {
+		name, scheme, fields string
+		client               func(t *testing.T) *http.Client
+	}{
+		{"h2c", "http", "", h2cClient},
+		{"h2 TLS", "https", fmt.Sprintf("\nh2c: false\ntls:\n  cert_file: %s\n  key_file: %s", cert, key),
+			func(t *testing.T) *http.Client { return tlsClient(t, true) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := newSlowUpstream(t)
+			c := reloadConfig{listeners: []string{"address: 127.0.0.1:0\nidle_timeout: 30s" + tt.fields}, accessLog: "off", upstream: up.url}
+			srv, _ := startReload(t, c)
+			base := tt.scheme + "://" + srv.Addrs()[0]
+			client := tt.client(t)
+			slow := goGet(client, base+"/slow")
+			recv(t, up.arrived, "the slow request to reach the upstream")
+			if !reusedConn(t, client, base+"/before") {
+				t.Fatal("the client did not share its connection with the slow request")
+			}
+
+			c.listeners = []string{"address: 127.0.0.1:0\nidle_timeout: 20s" + tt.fields}
+			if err := srv.Reload(c.parse(t)); err != nil {
+				t.Fatal(err)
+			}
+			// GOAWAY reaches the client asynchronously; until it does,
+			// requests may still use the old connection.
+			for deadline := time.Now().Add(wait); reusedConn(t, client, base+"/after"); {
+				if time.Now().After(deadline) {
+					t.Fatal("requests still reuse the replaced server's connection")
+				}
+			}
+			up.release()
+			wantSlowDone(t, slow)
+		})
+	}
+}
+
+// reusedConn GETs url and reports whether the request went over a
+// connection the client had used before.
+func reusedConn(t *testing.T, c *http.Client, url string) bool {
+	t.Helper()
+	var reused bool
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+		GotConn: func(info httptrace.GotConnInfo) { reused = info.Reused },
+	})
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", url, res.StatusCode)
+	}
+	return reused
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,25 +41,67 @@ type Server struct {
 	metrics *metrics.Metrics
 	handler *Handler
 
+	// stop is cancelled by Close; it cuts short the drains of servers a
+	// reload retired.
+	stop       context.Context
+	cancelStop context.CancelFunc
+
 	mu         sync.Mutex // guards the fields below
 	cfg        *config.Config
-	listeners  map[string]*listener // by configured address
-	admin      *listener
+	listeners  map[string]*listener // by listenerKeys
+	admin      *listener            // nil when the admin listener is off
+	retired    map[*server]struct{} // draining after a reload replaced them or removed their listener
 	access     *accessWriter
 	accessJSON *slog.Logger // JSON records into access; swapped for a discarding logger when off
 	started    bool
+	stopping   bool // Shutdown or Close began: no reload, no new goroutine
 
 	draining     atomic.Bool
 	adminHandler atomic.Pointer[http.Handler]
-	wg           sync.WaitGroup // serve loops
+	// wg counts accept loops, serve loops and the drains of retired
+	// servers; Close waits for it.
+	wg sync.WaitGroup
 }
 
-// listener is one bound socket and the http.Server serving it.
+// listener is one bound socket and the server currently serving it.
 type listener struct {
-	cfg  config.Listener
-	ln   net.Listener
-	srv  *http.Server
+	key  string // see listenerKeys
+	sock *socket
+	tls  bool                            // fixed for the socket's life
 	cert atomic.Pointer[tls.Certificate] // swapped on reload
+
+	// Guarded by Server.mu: a reload replaces them.
+	cfg config.Listener
+	srv *server
+}
+
+// server is one http.Server serving its share of a socket.
+type server struct {
+	http  *http.Server
+	tls   bool
+	conns *connSet      // http's connections, for draining it
+	h     *handoff      // set when it starts serving
+	done  chan struct{} // closed when its serve loop has returned
+}
+
+// newServer wraps hs, hooking its connections, context and handler into
+// a connSet.
+func newServer(hs *http.Server, useTLS bool) *server {
+	srv := &server{http: hs, tls: useTLS, conns: newConnSet(), done: make(chan struct{})}
+	hs.ConnState = srv.conns.stateHook
+	connCtx := hs.ConnContext
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if connCtx != nil {
+			ctx = connCtx(ctx, c)
+		}
+		return srv.conns.connContext(ctx, c)
+	}
+	h := hs.Handler
+	hs.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.conns.sawRequest(r)
+		h.ServeHTTP(w, r)
+	})
+	return srv
 }
 
 // New checks cfg's pools and prepares a server; nothing is bound yet.
@@ -79,14 +122,17 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Log, metrics: opts.Metrics, cfg: cfg, listeners: map[string]*listener{}}
+	s := &Server{opts: opts, log: opts.Log, metrics: opts.Metrics, cfg: cfg,
+		listeners: map[string]*listener{}, retired: map[*server]struct{}{}}
 	w, f, err := s.openAccessLog(cfg)
 	if err != nil {
 		return nil, err
 	}
+	s.stop, s.cancelStop = context.WithCancel(context.Background())
 	s.access = &accessWriter{w: w, f: f}
 	s.accessJSON = slog.New(slog.NewJSONHandler(s.access, nil))
 	s.handler = newHandler(t, s.accessLogger(cfg), opts.Metrics)
+	s.adminHandler.Store(s.newAdminHandler(cfg))
 	return s, nil
 }
 
@@ -102,73 +148,91 @@ func (s *Server) Start() error {
 	if s.started {
 		return errors.New("server already started")
 	}
-	bound := map[string]*listener{}
+	if s.stopping {
+		return errors.New("server closed")
+	}
+	var bound []*listener
 	fail := func(err error) error {
 		for _, l := range bound {
-			l.ln.Close()
+			l.sock.Close()
 		}
 		return err
 	}
-	for i, lc := range s.cfg.Listeners {
-		l, err := s.bind(lc, fmt.Sprintf("listeners[%d].address", i))
+	for i, key := range listenerKeys(s.cfg) {
+		l, err := s.bind(s.cfg, i, key)
 		if err != nil {
 			return fail(err)
 		}
-		bound[lc.Address] = l
+		bound = append(bound, l)
 	}
 	var adm *listener
-	if s.cfg.Admin.Address != "off" && s.cfg.Admin.Address != "" {
-		ln, err := net.Listen("tcp", s.cfg.Admin.Address)
-		if err != nil {
-			return fail(s.bindError("admin.address", err))
+	if adminOn(s.cfg) {
+		var err error
+		if adm, err = s.bindAdmin(s.cfg); err != nil {
+			return fail(err)
 		}
-		adm = &listener{ln: ln, srv: s.adminServer(s.cfg)}
 	}
 	s.started = true
 	s.handler.table.Load().start()
 	for _, l := range bound {
-		s.listeners[l.cfg.Address] = l
-		s.serve(l)
+		s.listeners[l.key] = l
+		s.serveLocked(l)
 	}
 	if adm != nil {
 		s.admin = adm
-		s.serve(adm)
+		s.serveLocked(adm)
 	}
-	s.log.Info("switchboard started", "listeners", s.addrsLocked(), "admin", s.AdminAddr())
+	s.log.Info("switchboard started", "listeners", s.addrsLocked(), "admin", s.adminAddrLocked())
 	return nil
 }
 
-func (s *Server) bindError(field string, err error) error {
-	return fmt.Errorf("%s: %s: %w", s.cfg.Where(field), field, err)
+// bindError says which field of cfg holds an address that failed to bind.
+func bindError(cfg *config.Config, field string, err error) error {
+	return fmt.Errorf("%s: %s: %w", cfg.Where(field), field, err)
 }
 
-// bind opens lc's socket and prepares its http.Server.
-func (s *Server) bind(lc config.Listener, field string) (*listener, error) {
-	l := &listener{cfg: lc}
+// bind loads the certificate of cfg's listener i, opens its socket and
+// prepares its http.Server; nothing is accepted until serveLocked. Errors
+// name the config field.
+func (s *Server) bind(cfg *config.Config, i int, key string) (*listener, error) {
+	lc := cfg.Listeners[i]
+	field := fmt.Sprintf("listeners[%d].address", i)
+	l := &listener{key: key, cfg: lc, tls: lc.TLS != nil}
 	if lc.TLS != nil {
-		if err := l.loadCert(); err != nil {
-			return nil, s.bindError(field, err)
+		cert, err := loadCert(lc.TLS)
+		if err != nil {
+			return nil, bindError(cfg, field, err)
 		}
+		l.cert.Store(cert)
 	}
 	ln, err := net.Listen("tcp", lc.Address)
 	if err != nil {
-		return nil, s.bindError(field, err)
+		return nil, bindError(cfg, field, err)
 	}
-	l.ln = callerListener{ln}
+	l.sock = newSocket(callerListener{ln}, s.log)
 	l.srv = s.proxyServer(l)
 	return l, nil
 }
 
-func (l *listener) loadCert() error {
-	cert, err := tls.LoadX509KeyPair(l.cfg.TLS.CertFile, l.cfg.TLS.KeyFile)
+// bindAdmin opens cfg's admin socket and prepares its http.Server.
+func (s *Server) bindAdmin(cfg *config.Config) (*listener, error) {
+	ln, err := net.Listen("tcp", cfg.Admin.Address)
 	if err != nil {
-		return fmt.Errorf("load TLS certificate: %w", err)
+		return nil, bindError(cfg, "admin.address", err)
 	}
-	l.cert.Store(&cert)
-	return nil
+	return &listener{sock: newSocket(ln, s.log), srv: newServer(s.adminServer(), false)}, nil
 }
 
-func (s *Server) proxyServer(l *listener) *http.Server {
+func loadCert(tc *config.TLS) (*tls.Certificate, error) {
+	cert, err := tls.LoadX509KeyPair(tc.CertFile, tc.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	return &cert, nil
+}
+
+// proxyServer returns a server for l's current settings.
+func (s *Server) proxyServer(l *listener) *server {
 	lc := l.cfg
 	p := new(http.Protocols)
 	p.SetHTTP1(true)
@@ -197,7 +261,7 @@ func (s *Server) proxyServer(l *listener) *http.Server {
 			},
 		}
 	}
-	return srv
+	return newServer(srv, lc.TLS != nil)
 }
 
 func (s *Server) newAdminHandler(cfg *config.Config) *http.Handler {
@@ -211,8 +275,7 @@ func (s *Server) newAdminHandler(cfg *config.Config) *http.Handler {
 
 // adminServer serves the admin handler current at each request, so a
 // reload can change the token without touching a running http.Server.
-func (s *Server) adminServer(cfg *config.Config) *http.Server {
-	s.adminHandler.Store(s.newAdminHandler(cfg))
+func (s *Server) adminServer() *http.Server {
 	return &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			(*s.adminHandler.Load()).ServeHTTP(w, r)
@@ -222,19 +285,34 @@ func (s *Server) adminServer(cfg *config.Config) *http.Server {
 	}
 }
 
-// serve runs l's serve loop in a goroutine the server waits for.
-func (s *Server) serve(l *listener) {
-	s.wg.Go(func() {
-		var err error
-		if l.cfg.TLS != nil {
-			err = l.srv.ServeTLS(l.ln, "", "")
-		} else {
-			err = l.srv.Serve(l.ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("listener stopped", "address", l.ln.Addr().String(), "error", err)
-		}
-	})
+// serveLocked starts l's accept loop and its server's serve loop.
+func (s *Server) serveLocked(l *listener) {
+	s.wg.Go(l.sock.run)
+	s.serveOnLocked(l.srv, l.sock.current())
+}
+
+// serveOnLocked runs srv on h in a goroutine the server waits for.
+func (s *Server) serveOnLocked(srv *server, h *handoff) {
+	srv.h = h
+	s.wg.Go(func() { s.runServer(srv) })
+}
+
+func (s *Server) runServer(srv *server) {
+	defer close(srv.done)
+	// Serve closes h when it returns, but ServeTLS can fail before
+	// calling Serve; the accept loop must learn that srv takes nothing more.
+	defer srv.h.Close()
+	var err error
+	if srv.tls {
+		err = srv.http.ServeTLS(srv.h, "", "")
+	} else {
+		err = srv.http.Serve(srv.h)
+	}
+	// net.ErrClosed: a drain closed srv's handoff to stop it taking
+	// connections.
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		s.log.Error("listener stopped", "address", srv.h.Addr().String(), "error", err)
+	}
 }
 
 // Addrs returns the bound address of each configured listener, in config
@@ -247,129 +325,292 @@ func (s *Server) Addrs() []string {
 
 func (s *Server) addrsLocked() []string {
 	var out []string
-	for _, lc := range s.cfg.Listeners {
-		if l := s.listeners[lc.Address]; l != nil {
-			out = append(out, l.ln.Addr().String())
+	for _, key := range listenerKeys(s.cfg) {
+		if l := s.listeners[key]; l != nil {
+			out = append(out, l.sock.Addr().String())
 		}
 	}
 	return out
 }
 
-// AdminAddr returns the admin listener's bound address, or "".
+// listenerKeys names cfg's listeners, in order, for matching them across
+// reloads: by address, and for an address given again (port 0 may be), by
+// address and occurrence, so every listener has a key of its own.
+func listenerKeys(cfg *config.Config) []string {
+	keys := make([]string, len(cfg.Listeners))
+	seen := map[string]int{}
+	for i, lc := range cfg.Listeners {
+		keys[i] = lc.Address
+		if n := seen[lc.Address]; n > 0 {
+			keys[i] = fmt.Sprintf("%s#%d", lc.Address, n)
+		}
+		seen[lc.Address]++
+	}
+	return keys
+}
+
+// AdminAddr returns the admin listener's bound address, or "". It is safe
+// for concurrent use with Reload.
 func (s *Server) AdminAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.adminAddrLocked()
+}
+
+func (s *Server) adminAddrLocked() string {
 	if s.admin == nil {
 		return ""
 	}
-	return s.admin.ln.Addr().String()
+	return s.admin.sock.Addr().String()
+}
+
+func adminOn(cfg *config.Config) bool {
+	return cfg.Admin.Address != config.AdminOff && cfg.Admin.Address != ""
 }
 
 // Reload switches to cfg. Requests in flight finish on the old
 // configuration; new requests use the new one. Listeners are added and
-// removed by address; a TLS certificate is re-read. If anything in cfg cannot
-// be applied, the old configuration stays and the error says why.
+// removed by address; a TLS certificate is re-read; changed listener
+// settings and a changed admin address take effect without closing a
+// socket that stays. If anything in cfg cannot be applied, nothing changes
+// and the error says why.
 func (s *Server) Reload(cfg *config.Config) error {
 	err := s.reload(cfg)
 	s.metrics.Reload(err == nil)
 	return err
 }
 
+// reloadPlan is what a reload loaded and bound but has not yet put in
+// force.
+type reloadPlan struct {
+	keys         []string // listenerKeys of the new config
+	table        *table
+	changed      []listenerChange
+	added        []*listener // bound, not accepting
+	adminChanged bool        // admin address changed, or admin turned on or off
+	admin        *listener   // the new admin listener, bound, not accepting; nil for off
+	accessW      io.Writer
+	accessF      *os.File
+}
+
+// listenerChange is the new configuration of a listener that stays.
+type listenerChange struct {
+	l       *listener
+	cfg     config.Listener
+	cert    *tls.Certificate // re-read certificate; nil without TLS
+	rebuild bool             // settings changed: serve on a new http.Server
+}
+
 func (s *Server) reload(cfg *config.Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	switch {
+	case s.stopping:
+		return errors.New("reload: server is shutting down")
+	case !s.started:
+		return errors.New("reload: server not started")
+	}
 	old := s.handler.table.Load()
 	t, err := newTable(cfg, old)
 	if err != nil {
 		return err
 	}
-	added := map[string]*listener{}
-	for i, lc := range cfg.Listeners {
-		if cur := s.listeners[lc.Address]; cur != nil {
-			if err := s.updateListener(cur, lc, i); err != nil {
-				closeAll(added)
+	p := &reloadPlan{keys: listenerKeys(cfg), table: t}
+	if err := s.prepareLocked(cfg, p); err != nil {
+		p.abandon(old)
+		return err
+	}
+	s.commitLocked(cfg, p, old)
+	return nil
+}
+
+// prepareLocked does everything in a reload that can fail: it re-reads
+// certificates, binds new addresses and opens the access log.
+func (s *Server) prepareLocked(cfg *config.Config, p *reloadPlan) error {
+	for i, key := range p.keys {
+		if cur := s.listeners[key]; cur != nil {
+			c, err := prepareChange(cfg, cur, i)
+			if err != nil {
 				return err
 			}
+			p.changed = append(p.changed, c)
 			continue
 		}
-		l, err := s.bind(lc, fmt.Sprintf("listeners[%d].address", i))
+		l, err := s.bind(cfg, i, key)
 		if err != nil {
-			closeAll(added)
 			return err
 		}
-		added[lc.Address] = l
+		p.added = append(p.added, l)
+	}
+	if adminOn(cfg) != adminOn(s.cfg) || (adminOn(cfg) && cfg.Admin.Address != s.cfg.Admin.Address) {
+		p.adminChanged = true
+		if adminOn(cfg) {
+			l, err := s.bindAdmin(cfg)
+			if err != nil {
+				return err
+			}
+			p.admin = l
+		}
 	}
 	w, f, err := s.openAccessLog(cfg)
 	if err != nil {
-		closeAll(added)
 		return err
 	}
-	// Nothing can fail from here on.
-	s.handler.table.Store(t)
-	t.start()
-	old.retire(t)
-	s.access.swap(w, f)
+	p.accessW, p.accessF = w, f
+	return nil
+}
+
+// prepareChange loads what listener l needs to take on cfg's listener i.
+func prepareChange(cfg *config.Config, l *listener, i int) (listenerChange, error) {
+	lc := cfg.Listeners[i]
+	c := listenerChange{l: l, cfg: lc}
+	if l.tls != (lc.TLS != nil) {
+		field := fmt.Sprintf("listeners[%d].tls", i)
+		return c, fmt.Errorf("%s: %s: switching TLS on or off needs a restart (or a new address)", cfg.Where(field), field)
+	}
+	if lc.TLS != nil {
+		cert, err := loadCert(lc.TLS)
+		if err != nil {
+			field := fmt.Sprintf("listeners[%d].tls", i)
+			return c, fmt.Errorf("%s: %s: %w", cfg.Where(field), field, err)
+		}
+		c.cert = cert
+	}
+	old := l.cfg
+	c.rebuild = old.ReadHeaderTimeout != lc.ReadHeaderTimeout || old.IdleTimeout != lc.IdleTimeout ||
+		old.MaxHeaderBytes != lc.MaxHeaderBytes || !sameBoolPtr(old.H2C, lc.H2C)
+	return c, nil
+}
+
+// abandon releases what a failed reload prepared, leaving the
+// configuration in force as it was.
+func (p *reloadPlan) abandon(old *table) {
+	for _, l := range p.added {
+		l.sock.Close()
+	}
+	if p.admin != nil {
+		p.admin.sock.Close()
+	}
+	if p.accessF != nil {
+		p.accessF.Close()
+	}
+	// Close the pools newTable made; old's pools are still in use.
+	p.table.retire(old)
+}
+
+// commitLocked puts a prepared reload in force. Nothing in it can fail.
+func (s *Server) commitLocked(cfg *config.Config, p *reloadPlan, old *table) {
+	drain := cfg.DrainTimeout.D()
+	s.handler.table.Store(p.table)
+	p.table.start()
+	old.retire(p.table)
+	s.access.swap(p.accessW, p.accessF)
 	s.handler.log.Store(s.accessLogger(cfg))
-	for addr, l := range s.listeners {
-		if !hasListener(cfg, addr) {
-			delete(s.listeners, addr)
-			go s.drainListener(l)
+	for _, c := range p.changed {
+		s.changeLocked(c, drain)
+	}
+	for key, l := range s.listeners {
+		if !slices.Contains(p.keys, key) {
+			delete(s.listeners, key)
+			// Closed now, so the port is free when Reload returns.
+			l.sock.Close()
+			s.retireLocked(l.srv, l.sock, drain)
 		}
 	}
-	for addr, l := range added {
-		s.listeners[addr] = l
-		s.serve(l)
+	for _, l := range p.added {
+		s.listeners[l.key] = l
+		s.serveLocked(l)
+	}
+	if p.adminChanged {
+		if s.admin != nil {
+			s.admin.sock.Close()
+			s.retireLocked(s.admin.srv, s.admin.sock, drain)
+		}
+		s.admin = p.admin
+		if s.admin != nil {
+			s.serveLocked(s.admin)
+		}
+		s.log.Info("admin listener changed", "admin", s.adminAddrLocked())
 	}
 	if cfg.Admin.Token != s.cfg.Admin.Token {
 		s.adminHandler.Store(s.newAdminHandler(cfg))
 	}
 	s.cfg = cfg
-	return nil
 }
 
-// updateListener applies what can change on a live listener (its TLS
-// certificate). Other settings are fixed for the socket's life; changing
-// them is reported, not silently ignored.
-func (s *Server) updateListener(l *listener, lc config.Listener, i int) error {
-	if (l.cfg.TLS == nil) != (lc.TLS == nil) {
-		return fmt.Errorf("%s: listeners[%d].tls: switching TLS on or off needs a restart (or a new address)", s.cfg.Where(fmt.Sprintf("listeners[%d].tls", i)), i)
+// changeLocked applies c to its listener. Changed settings get a new
+// http.Server on the same socket; the old server drains the connections it
+// has, so requests in flight finish under the settings they started with.
+func (s *Server) changeLocked(c listenerChange, drain time.Duration) {
+	l := c.l
+	if c.cert != nil {
+		l.cert.Store(c.cert)
 	}
-	if lc.TLS != nil {
-		next := &listener{cfg: lc}
-		if err := next.loadCert(); err != nil {
-			return fmt.Errorf("listeners[%d].tls: %w", i, err)
-		}
-		l.cert.Store(next.cert.Load())
+	l.cfg = c.cfg
+	if !c.rebuild {
+		return
 	}
-	if l.cfg.ReadHeaderTimeout != lc.ReadHeaderTimeout || l.cfg.IdleTimeout != lc.IdleTimeout ||
-		l.cfg.MaxHeaderBytes != lc.MaxHeaderBytes || !sameBoolPtr(l.cfg.H2C, lc.H2C) {
-		s.log.Warn("listener settings change takes effect at the next restart", "address", lc.Address)
-	}
-	return nil
+	prev := l.srv
+	l.srv = s.proxyServer(l)
+	s.serveOnLocked(l.srv, l.sock.replace())
+	s.retireLocked(prev, nil, drain)
+	s.log.Info("listener settings changed; existing connections drain", "address", l.sock.Addr().String())
 }
 
 func sameBoolPtr(a, b *bool) bool {
 	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
-func closeAll(ls map[string]*listener) {
-	for _, l := range ls {
-		l.ln.Close()
+// retireLocked drains srv, which a reload replaced or whose listener it
+// removed (sock, already closed), within timeout, in a goroutine Shutdown
+// and Close wait for.
+func (s *Server) retireLocked(srv *server, sock *socket, timeout time.Duration) {
+	s.retired[srv] = struct{}{}
+	s.wg.Go(func() { s.drainRetired(srv, sock, timeout) })
+}
+
+// drainRetired lets srv finish what it has without dropping a request: it
+// takes no new connection, lets each HTTP/1 connection finish the request
+// it is serving or about to read and then closes it, and sends GOAWAY to
+// HTTP/2 connections once no HTTP/1 connection is left (see connSet).
+func (s *Server) drainRetired(srv *server, sock *socket, timeout time.Duration) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.retired, srv)
+		s.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(s.stop, timeout)
+	defer cancel()
+	if sock != nil {
+		// Let the accept loop hand srv what it accepted before the
+		// socket closed.
+		waitDone(ctx, sock.done)
+	}
+	// From here on the socket's accept loop passes connections to srv's
+	// replacement. Once srv's serve loop has returned, every connection
+	// srv will ever have is in srv.conns.
+	srv.h.Close()
+	waitDone(ctx, srv.done)
+	srv.http.SetKeepAlivesEnabled(false)
+	err := srv.conns.waitH1Gone(ctx)
+	if err == nil {
+		err = srv.http.Shutdown(ctx)
+	}
+	if err != nil {
+		srv.http.Close()
 	}
 }
 
-// drainListener stops a listener removed by a reload, letting its
-// in-flight requests finish within the drain timeout.
-func (s *Server) drainListener(l *listener) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.drainTimeout())
-	defer cancel()
-	if err := l.srv.Shutdown(ctx); err != nil {
-		l.srv.Close()
+// waitDone waits until ch is closed or ctx is done.
+func waitDone(ctx context.Context, ch <-chan struct{}) {
+	select {
+	case <-ch:
+	case <-ctx.Done():
 	}
 }
 
 // DrainTimeout returns the drain timeout of the configuration in force.
-func (s *Server) DrainTimeout() time.Duration { return s.drainTimeout() }
-
-func (s *Server) drainTimeout() time.Duration {
+func (s *Server) DrainTimeout() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cfg.DrainTimeout.D()
@@ -378,28 +619,41 @@ func (s *Server) drainTimeout() time.Duration {
 // Shutdown drains (rule R7): it stops accepting, tells keep-alive callers
 // to go (Connection: close on HTTP/1.1, GOAWAY on HTTP/2), lets requests and
 // tunnels in flight finish until ctx is done, then closes whatever is left.
-// The admin listener answers /readyz with 503 throughout and closes last.
+// Servers still draining after a reload are drained with the rest. The
+// admin listener answers /readyz with 503 throughout and closes last.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.mu.Lock()
-	ls := make([]*listener, 0, len(s.listeners))
+	s.stopping = true
+	var socks []*socket
+	var srvs []*http.Server
 	for _, l := range s.listeners {
-		ls = append(ls, l)
+		l.sock.Close()
+		socks = append(socks, l.sock)
+		srvs = append(srvs, l.srv.http)
+	}
+	for srv := range s.retired {
+		srvs = append(srvs, srv.http)
 	}
 	s.mu.Unlock()
-	s.log.Info("draining", "listeners", len(ls))
+	s.log.Info("draining", "listeners", len(socks))
+	// Let each accept loop hand over the connection it holds, so that
+	// connection is drained rather than dropped.
+	for _, so := range socks {
+		waitDone(ctx, so.done)
+	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(ls))
-	for i, l := range ls {
-		wg.Go(func() { errs[i] = l.srv.Shutdown(ctx) })
+	errs := make([]error, len(srvs))
+	for i, srv := range srvs {
+		wg.Go(func() { errs[i] = srv.Shutdown(ctx) })
 	}
 	wg.Wait()
 	terr := s.handler.tunnels.wait(ctx)
 	err := errors.Join(append(errs, terr)...)
 	if err != nil {
 		s.log.Warn("drain deadline passed; closing what is left", "error", err)
-		for _, l := range ls {
-			l.srv.Close()
+		for _, srv := range srvs {
+			srv.Close()
 		}
 		s.handler.tunnels.closeAll()
 	}
@@ -407,22 +661,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close closes everything at once, without draining. It is idempotent.
+// Close closes everything at once, without draining, and returns when
+// every goroutine the server started has ended. It is idempotent.
 func (s *Server) Close() {
 	s.mu.Lock()
+	s.stopping = true
 	for _, l := range s.listeners {
-		l.srv.Close()
+		l.sock.Close()
+		l.srv.http.Close()
 	}
 	if s.admin != nil {
-		s.admin.srv.Close()
+		s.admin.sock.Close()
+		s.admin.srv.http.Close()
+	}
+	for srv := range s.retired {
+		srv.http.Close()
 	}
 	s.mu.Unlock()
+	s.cancelStop()
 	s.handler.tunnels.closeAll()
 	s.handler.stopClosing()
 	s.wg.Wait()
 	// Closing the callers' connections cancelled every request, and
-	// stopClosing those on ignore_client_abort routes; wait for them so no upstream connection returns to a pool after it
-	// was emptied.
+	// stopClosing those on ignore_client_abort routes; wait for them so no
+	// upstream connection returns to a pool after it was emptied.
 	s.handler.active.Wait()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -483,13 +745,4 @@ func (a *accessWriter) swap(w io.Writer, f *os.File) {
 		a.f.Close()
 	}
 	a.w, a.f = w, f
-}
-
-func hasListener(cfg *config.Config, addr string) bool {
-	for _, lc := range cfg.Listeners {
-		if lc.Address == addr {
-			return true
-		}
-	}
-	return false
 }

@@ -55,6 +55,7 @@ func newTable(cfg *config.Config, prev *table) (*table, error) {
 		}
 		p, err := upstream.NewPool(pc)
 		if err != nil {
+			t.retire(prev) // close the pools made so far
 			return nil, err
 		}
 		t.pools[pc.Name] = p
@@ -113,7 +114,7 @@ func (t *table) retire(next *table) {
 		return
 	}
 	for name, p := range t.pools {
-		if next.pools[name] != p {
+		if next == nil || next.pools[name] != p {
 			p.Close()
 		}
 	}

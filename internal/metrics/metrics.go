@@ -140,6 +140,58 @@ func (m *Metrics) RetryRefused(route, reason string) {
 	m.noRetries.WithLabelValues(route, reason).Inc()
 }
 
+// EndpointState is one upstream endpoint's state for the endpoint gauges.
+type EndpointState struct {
+	Pool, Endpoint string
+	Outstanding    int  // requests in flight
+	Ejected        bool // passive health took it out for now
+	Healthy        bool // active health checks pass (true without checks)
+}
+
+// WatchEndpoints exports the state that list returns, read at each scrape:
+// switchboard_endpoint_available (1 when neither ejected nor failing its
+// health check), switchboard_endpoint_ejected and
+// switchboard_endpoint_outstanding_requests, by pool and endpoint.
+func (m *Metrics) WatchEndpoints(list func() []EndpointState) {
+	if m == nil {
+		return
+	}
+	m.Registry.MustRegister(&endpointCollector{list: list})
+}
+
+var (
+	endpointAvailable = prometheus.NewDesc("switchboard_endpoint_available",
+		"1 when the endpoint may get requests: not ejected by passive health and passing its active health check.",
+		[]string{"pool", "endpoint"}, nil)
+	endpointEjected = prometheus.NewDesc("switchboard_endpoint_ejected",
+		"1 while passive health has ejected the endpoint.", []string{"pool", "endpoint"}, nil)
+	endpointOutstanding = prometheus.NewDesc("switchboard_endpoint_outstanding_requests",
+		"Attempts in flight to the endpoint.", []string{"pool", "endpoint"}, nil)
+)
+
+type endpointCollector struct{ list func() []EndpointState }
+
+func (c *endpointCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- endpointAvailable
+	ch <- endpointEjected
+	ch <- endpointOutstanding
+}
+
+func (c *endpointCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, e := range c.list() {
+		ch <- prometheus.MustNewConstMetric(endpointAvailable, prometheus.GaugeValue, b2f(!e.Ejected && e.Healthy), e.Pool, e.Endpoint)
+		ch <- prometheus.MustNewConstMetric(endpointEjected, prometheus.GaugeValue, b2f(e.Ejected), e.Pool, e.Endpoint)
+		ch <- prometheus.MustNewConstMetric(endpointOutstanding, prometheus.GaugeValue, float64(e.Outstanding), e.Pool, e.Endpoint)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 var statusLabels = func() (s [600]string) {
 	for i := range s {
 		s[i] = itoa3(i)

@@ -30,6 +30,39 @@ func TestPassiveEjection(t *testing.T) {
 	if n := bad.times(); len(n) != 2 {
 		t.Fatalf("the resetting endpoint saw %d requests, want 2 before its ejection", len(n))
 	}
+	badHost := strings.TrimPrefix(bad.URL, "http://")
+	if v := metricValue(t, h, "switchboard_endpoint_ejected", "endpoint", badHost); v != 1 {
+		t.Errorf("switchboard_endpoint_ejected for the bad endpoint = %v, want 1", v)
+	}
+	if v := metricValue(t, h, "switchboard_retries_total", "reason", "reset_before_response"); v != 2 {
+		t.Errorf("switchboard_retries_total{reason=reset_before_response} = %v, want 2", v)
+	}
+}
+
+// metricValue returns the value of the series of name whose label has value.
+func metricValue(t *testing.T, h *harness, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := h.srv.Metrics().Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					if m.GetCounter() != nil {
+						return m.GetCounter().GetValue()
+					}
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no series %s{%s=%q}", name, label, value)
+	return 0
 }
 
 // With no endpoint available (here the only one fails its active health

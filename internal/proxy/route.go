@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard-proxy/switchboard/internal/attempt"
 	"github.com/switchboard-proxy/switchboard/internal/config"
+	"github.com/switchboard-proxy/switchboard/internal/metrics"
 	"github.com/switchboard-proxy/switchboard/internal/upstream"
 )
 
@@ -197,4 +198,17 @@ func cleanPath(p string) string {
 		c += "/"
 	}
 	return c
+}
+
+// endpointStates lists the endpoints of the pools in force, for metrics.
+func (h *Handler) endpointStates() []metrics.EndpointState {
+	t := h.table.Load()
+	var out []metrics.EndpointState
+	for name, p := range t.pools {
+		for _, e := range p.Endpoints() {
+			out = append(out, metrics.EndpointState{Pool: name, Endpoint: e.Host,
+				Outstanding: e.Outstanding, Ejected: e.Ejected, Healthy: e.Healthy})
+		}
+	}
+	return out
 }

@@ -132,6 +132,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.access = &accessWriter{w: w, f: f}
 	s.accessJSON = slog.New(slog.NewJSONHandler(s.access, nil))
 	s.handler = newHandler(t, s.accessLogger(cfg), opts.Metrics)
+	opts.Metrics.WatchEndpoints(s.handler.endpointStates)
 	s.adminHandler.Store(s.newAdminHandler(cfg))
 	return s, nil
 }

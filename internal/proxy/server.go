@@ -48,9 +48,9 @@ type Server struct {
 
 	mu         sync.Mutex // guards the fields below
 	cfg        *config.Config
-	listeners  map[string]*listener // by listenerKeys
-	admin      *listener            // nil when the admin listener is off
-	retired    map[*server]struct{} // draining after a reload replaced them or removed their listener
+	listeners  map[string]*listener      // by listenerKeys
+	admin      *listener                 // nil when the admin listener is off
+	retired    map[*server]chan struct{} // draining after a reload replaced them or removed their listener; closed when drained
 	access     *accessWriter
 	accessJSON *slog.Logger // JSON records into access; swapped for a discarding logger when off
 	started    bool
@@ -123,7 +123,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, log: opts.Log, metrics: opts.Metrics, cfg: cfg,
-		listeners: map[string]*listener{}, retired: map[*server]struct{}{}}
+		listeners: map[string]*listener{}, retired: map[*server]chan struct{}{}}
 	w, f, err := s.openAccessLog(cfg)
 	if err != nil {
 		return nil, err
@@ -565,30 +565,43 @@ func sameBoolPtr(a, b *bool) bool {
 // removed (sock, already closed), within timeout, in a goroutine Shutdown
 // and Close wait for.
 func (s *Server) retireLocked(srv *server, sock *socket, timeout time.Duration) {
-	s.retired[srv] = struct{}{}
-	s.wg.Go(func() { s.drainRetired(srv, sock, timeout) })
+	done := make(chan struct{})
+	s.retired[srv] = done
+	s.wg.Go(func() { s.drainRetired(srv, sock, timeout, done) })
 }
 
-// drainRetired lets srv finish what it has without dropping a request: it
-// takes no new connection, lets each HTTP/1 connection finish the request
-// it is serving or about to read and then closes it, and sends GOAWAY to
-// HTTP/2 connections once no HTTP/1 connection is left (see connSet).
-func (s *Server) drainRetired(srv *server, sock *socket, timeout time.Duration) {
+// drainRetired drains srv within timeout, or until Close, then forgets it
+// and closes done.
+func (s *Server) drainRetired(srv *server, sock *socket, timeout time.Duration, done chan struct{}) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.retired, srv)
 		s.mu.Unlock()
+		close(done)
 	}()
 	ctx, cancel := context.WithTimeout(s.stop, timeout)
 	defer cancel()
+	srv.drain(ctx, sock)
+}
+
+// drain lets srv finish what it has without dropping a request, and
+// returns when srv holds no connection. It takes no new connection (after
+// the accept loop of sock, closed by the caller, has handed over what it
+// accepted), lets each HTTP/1 connection finish the request it is serving
+// or about to read and then closes it, and sends GOAWAY to HTTP/2
+// connections once no HTTP/1 connection is left (see connSet). When ctx
+// is done first, drain closes every connection srv still has and returns
+// ctx's error. sock is nil when srv's socket stays open for srv's
+// replacement.
+func (srv *server) drain(ctx context.Context, sock *socket) error {
 	if sock != nil {
 		// Let the accept loop hand srv what it accepted before the
 		// socket closed.
 		waitDone(ctx, sock.done)
 	}
-	// From here on the socket's accept loop passes connections to srv's
-	// replacement. Once srv's serve loop has returned, every connection
-	// srv will ever have is in srv.conns.
+	// From here on the socket's accept loop, if it still runs, passes
+	// connections to srv's replacement. Once srv's serve loop has
+	// returned, every connection srv will ever have is in srv.conns.
 	srv.h.Close()
 	waitDone(ctx, srv.done)
 	srv.http.SetKeepAlivesEnabled(false)
@@ -599,13 +612,17 @@ func (s *Server) drainRetired(srv *server, sock *socket, timeout time.Duration) 
 	if err != nil {
 		srv.http.Close()
 	}
+	return err
 }
 
-// waitDone waits until ch is closed or ctx is done.
-func waitDone(ctx context.Context, ch <-chan struct{}) {
+// waitDone waits until ch is closed or ctx is done, and then returns
+// ctx's error if ch is still open.
+func waitDone(ctx context.Context, ch <-chan struct{}) error {
 	select {
 	case <-ch:
+		return nil
 	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -40,6 +41,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	handler *Handler
+	// listen opens listening sockets: net.Listen, or in tests a listener
+	// that reports what it accepts. Set by New, before anything is bound.
+	listen func(network, address string) (net.Listener, error)
 
 	// stop is cancelled by Close; it cuts short the drains of servers a
 	// reload retired.
@@ -48,9 +52,9 @@ type Server struct {
 
 	mu         sync.Mutex // guards the fields below
 	cfg        *config.Config
-	listeners  map[string]*listener // by listenerKeys
-	admin      *listener            // nil when the admin listener is off
-	retired    map[*server]struct{} // draining after a reload replaced them or removed their listener
+	listeners  map[string]*listener      // by listenerKeys
+	admin      *listener                 // nil when the admin listener is off
+	retired    map[*server]chan struct{} // draining after a reload replaced them or removed their listener; closed when drained
 	access     *accessWriter
 	accessJSON *slog.Logger // JSON records into access; swapped for a discarding logger when off
 	started    bool
@@ -122,8 +126,8 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, log: opts.Log, metrics: opts.Metrics, cfg: cfg,
-		listeners: map[string]*listener{}, retired: map[*server]struct{}{}}
+	s := &Server{opts: opts, log: opts.Log, metrics: opts.Metrics, listen: net.Listen, cfg: cfg,
+		listeners: map[string]*listener{}, retired: map[*server]chan struct{}{}}
 	w, f, err := s.openAccessLog(cfg)
 	if err != nil {
 		return nil, err
@@ -206,7 +210,7 @@ func (s *Server) bind(cfg *config.Config, i int, key string) (*listener, error) 
 		}
 		l.cert.Store(cert)
 	}
-	ln, err := net.Listen("tcp", lc.Address)
+	ln, err := s.listen("tcp", lc.Address)
 	if err != nil {
 		return nil, bindError(cfg, field, err)
 	}
@@ -217,7 +221,7 @@ func (s *Server) bind(cfg *config.Config, i int, key string) (*listener, error) 
 
 // bindAdmin opens cfg's admin socket and prepares its http.Server.
 func (s *Server) bindAdmin(cfg *config.Config) (*listener, error) {
-	ln, err := net.Listen("tcp", cfg.Admin.Address)
+	ln, err := s.listen("tcp", cfg.Admin.Address)
 	if err != nil {
 		return nil, bindError(cfg, "admin.address", err)
 	}
@@ -566,30 +570,43 @@ func sameBoolPtr(a, b *bool) bool {
 // removed (sock, already closed), within timeout, in a goroutine Shutdown
 // and Close wait for.
 func (s *Server) retireLocked(srv *server, sock *socket, timeout time.Duration) {
-	s.retired[srv] = struct{}{}
-	s.wg.Go(func() { s.drainRetired(srv, sock, timeout) })
+	done := make(chan struct{})
+	s.retired[srv] = done
+	s.wg.Go(func() { s.drainRetired(srv, sock, timeout, done) })
 }
 
-// drainRetired lets srv finish what it has without dropping a request: it
-// takes no new connection, lets each HTTP/1 connection finish the request
-// it is serving or about to read and then closes it, and sends GOAWAY to
-// HTTP/2 connections once no HTTP/1 connection is left (see connSet).
-func (s *Server) drainRetired(srv *server, sock *socket, timeout time.Duration) {
+// drainRetired drains srv within timeout, or until Close, then forgets it
+// and closes done.
+func (s *Server) drainRetired(srv *server, sock *socket, timeout time.Duration, done chan struct{}) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.retired, srv)
 		s.mu.Unlock()
+		close(done)
 	}()
 	ctx, cancel := context.WithTimeout(s.stop, timeout)
 	defer cancel()
+	srv.drain(ctx, sock)
+}
+
+// drain lets srv finish what it has without dropping a request, and
+// returns when srv holds no connection; a reload retiring srv and Shutdown
+// both drain this way. It takes no new connection (after the accept loop
+// of sock, closed by the caller, has handed over what it accepted), lets
+// each HTTP/1 connection finish the request it is serving or about to read
+// and then closes it, and sends GOAWAY to HTTP/2 connections once no
+// HTTP/1 connection is left (see connSet). When ctx is done first, drain
+// closes every connection srv still has and returns ctx's error. sock is
+// nil when srv's socket stays open for srv's replacement.
+func (srv *server) drain(ctx context.Context, sock *socket) error {
 	if sock != nil {
 		// Let the accept loop hand srv what it accepted before the
 		// socket closed.
 		waitDone(ctx, sock.done)
 	}
-	// From here on the socket's accept loop passes connections to srv's
-	// replacement. Once srv's serve loop has returned, every connection
-	// srv will ever have is in srv.conns.
+	// From here on the socket's accept loop, if it still runs, passes
+	// connections to srv's replacement. Once srv's serve loop has
+	// returned, every connection srv will ever have is in srv.conns.
 	srv.h.Close()
 	waitDone(ctx, srv.done)
 	srv.http.SetKeepAlivesEnabled(false)
@@ -600,13 +617,17 @@ func (s *Server) drainRetired(srv *server, sock *socket, timeout time.Duration) 
 	if err != nil {
 		srv.http.Close()
 	}
+	return err
 }
 
-// waitDone waits until ch is closed or ctx is done.
-func waitDone(ctx context.Context, ch <-chan struct{}) {
+// waitDone waits until ch is closed or ctx is done, and then returns
+// ctx's error if ch is still open.
+func waitDone(ctx context.Context, ch <-chan struct{}) error {
 	select {
 	case <-ch:
+		return nil
 	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -620,42 +641,43 @@ func (s *Server) DrainTimeout() time.Duration {
 // Shutdown drains (rule R7): it stops accepting, tells keep-alive callers
 // to go (Connection: close on HTTP/1.1, GOAWAY on HTTP/2), lets requests and
 // tunnels in flight finish until ctx is done, then closes whatever is left.
-// Servers still draining after a reload are drained with the rest. The
-// admin listener answers /readyz with 503 throughout and closes last.
+// Each server drains as a server a reload retires does (see server.drain),
+// so a request on a connection accepted just before the drain is served,
+// not dropped. Servers a reload retired go on draining under their own
+// deadline, and are closed at ctx's. The admin listener answers /readyz
+// with 503 throughout and closes last.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	s.mu.Lock()
 	s.stopping = true
-	var socks []*socket
-	var srvs []*http.Server
+	type liveServer struct {
+		srv  *server
+		sock *socket
+	}
+	var live []liveServer
 	for _, l := range s.listeners {
+		// Closed first, so that new callers are refused rather than
+		// accepted by a server that is going away.
 		l.sock.Close()
-		socks = append(socks, l.sock)
-		srvs = append(srvs, l.srv.http)
+		live = append(live, liveServer{l.srv, l.sock})
 	}
-	for srv := range s.retired {
-		srvs = append(srvs, srv.http)
-	}
+	retired := slices.Collect(maps.Values(s.retired))
 	s.mu.Unlock()
-	s.log.Info("draining", "listeners", len(socks))
-	// Let each accept loop hand over the connection it holds, so that
-	// connection is drained rather than dropped.
-	for _, so := range socks {
-		waitDone(ctx, so.done)
-	}
+	s.log.Info("draining", "listeners", len(live))
+	errs := make([]error, len(live)+len(retired), len(live)+len(retired)+1)
 	var wg sync.WaitGroup
-	errs := make([]error, len(srvs))
-	for i, srv := range srvs {
-		wg.Go(func() { errs[i] = srv.Shutdown(ctx) })
+	for i, l := range live {
+		wg.Go(func() { errs[i] = l.srv.drain(ctx, l.sock) })
+	}
+	for i, done := range retired {
+		wg.Go(func() { errs[len(live)+i] = waitDone(ctx, done) })
 	}
 	wg.Wait()
-	terr := s.handler.tunnels.wait(ctx)
-	err := errors.Join(append(errs, terr)...)
+	err := errors.Join(append(errs, s.handler.tunnels.wait(ctx))...)
 	if err != nil {
+		// The drains closed their servers' connections; Close, below,
+		// closes those of retired servers.
 		s.log.Warn("drain deadline passed; closing what is left", "error", err)
-		for _, srv := range srvs {
-			srv.Close()
-		}
 		s.handler.tunnels.closeAll()
 	}
 	s.Close()

@@ -90,7 +90,7 @@ func reload(srv *proxy.Server, path string, log *slog.Logger) {
 func drain(srv *proxy.Server, log *slog.Logger, sigs <-chan os.Signal) error {
 	// The drain timeout of the configuration in force, which a reload
 	// may have changed.
-	ctx, cancel := context.WithTimeout(context.Background(), srv.DrainTimeout())
+	ctx, cancel := context.WithTimeout(context.Background(), srv.DrainDelay()+srv.DrainTimeout())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- srv.Shutdown(ctx) }()

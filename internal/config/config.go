@@ -74,8 +74,13 @@ type Config struct {
 	AccessLog      AccessLog  `yaml:"access_log"`      //
 	TrustedProxies []string   `yaml:"trusted_proxies"` // CIDRs or bare IPs whose X-Forwarded-* headers are trusted
 	DrainTimeout   Duration   `yaml:"drain_timeout"`   // graceful shutdown limit; default 30s
-	Pools          []Pool     `yaml:"pools"`           // at least one
-	Routes         []Route    `yaml:"routes"`          // at least one; first match in order wins
+	// DrainDelay is how long switchboard keeps accepting after it starts
+	// answering /readyz with 503 on SIGTERM, so a load balancer can stop
+	// sending it callers before its sockets close; default 0 (close at
+	// once). It comes before drain_timeout, not out of it.
+	DrainDelay Duration `yaml:"drain_delay"`
+	Pools      []Pool   `yaml:"pools"`  // at least one
+	Routes     []Route  `yaml:"routes"` // at least one; first match in order wins
 
 	// File is the name the config came from ("" for flags); used in errors.
 	File string `yaml:"-"`

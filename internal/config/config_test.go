@@ -62,6 +62,7 @@ func TestExampleShowsDefaults(t *testing.T) {
 		{"admin", c.Admin, want.Admin},
 		{"access log", c.AccessLog, want.AccessLog},
 		{"drain", c.DrainTimeout, want.DrainTimeout},
+		{"drain delay", c.DrainDelay, want.DrainDelay},
 		{"h2c", *l.H2C, true},
 		{"read header", l.ReadHeaderTimeout.D(), defaultReadHeaderTimeout},
 		{"idle", l.IdleTimeout.D(), defaultIdleTimeout},

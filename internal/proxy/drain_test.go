@@ -467,3 +467,58 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 		})
 	}
 }
+
+// drain_delay: after Shutdown starts, /readyz answers 503 while the
+// listener still accepts and serves; the socket closes only after the delay.
+func TestDrainDelayKeepsAccepting(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") }))
+	defer up.Close()
+	cfg, err := config.Parse("test.yaml", []byte("listeners:\n  - address: 127.0.0.1:0\nadmin:\n  address: 127.0.0.1:0\naccess_log:\n  path: \"off\"\ndrain_delay: 300ms\npools:\n  - name: p\n    endpoints:\n      - url: "+up.URL+"\nroutes:\n  - pool: p\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr, admin := srv.Addrs()[0], srv.AdminAddr()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- srv.Shutdown(context.Background()) }()
+	get := func(url string) (int, error) {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+		res, err := c.Get(url)
+		if err != nil {
+			return 0, err
+		}
+		res.Body.Close()
+		return res.StatusCode, nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if code, err := get("http://" + admin + "/readyz"); err == nil && code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never turned 503")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if time.Since(start) < 250*time.Millisecond {
+		if code, err := get("http://" + addr + "/"); err != nil || code != 200 {
+			t.Fatalf("during drain_delay: %d, %v; want 200", code, err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(start) < 300*time.Millisecond {
+		t.Fatal("Shutdown returned before drain_delay")
+	}
+	if _, err := get("http://" + addr + "/"); err == nil {
+		t.Fatal("still accepting after the drain")
+	}
+}

@@ -631,6 +631,13 @@ func waitDone(ctx context.Context, ch <-chan struct{}) error {
 	}
 }
 
+// DrainDelay returns the drain delay of the configuration in force.
+func (s *Server) DrainDelay() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.DrainDelay.D()
+}
+
 // DrainTimeout returns the drain timeout of the configuration in force.
 func (s *Server) DrainTimeout() time.Duration {
 	s.mu.Lock()
@@ -648,6 +655,16 @@ func (s *Server) DrainTimeout() time.Duration {
 // with 503 throughout and closes last.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	if d := s.DrainDelay(); d > 0 {
+		// Still accepting while load balancers see /readyz fail.
+		s.log.Info("not ready; still accepting for drain_delay", "drain_delay", d.String())
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	s.mu.Lock()
 	s.stopping = true
 	type liveServer struct {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,28 +24,28 @@ type body struct {
 // req.GetBody. The first attempt of a body that does not fit sends the kept
 // bytes and then the rest of req.Body. newBody reads req.Body before any
 // attempt; a failure to read it is the caller's and closes req.Body.
-func newBody(req *http.Request, limit int64) (*body, error) {
+func newBody(req *http.Request, limit int64) (body, error) {
 	rc, n := req.Body, req.ContentLength
 	switch {
 	case rc == nil || rc == http.NoBody:
-		return &body{next: rc, get: noBody, length: n}, nil
+		return body{next: rc, get: noBody, length: n}, nil
 	case req.GetBody != nil:
-		return &body{next: rc, get: req.GetBody, length: n}, nil
+		return body{next: rc, get: req.GetBody, length: n}, nil
 	case limit <= 0 || n > limit:
-		return &body{next: rc, length: n, unbuffered: true}, nil
+		return body{next: rc, length: n, unbuffered: true}, nil
 	}
 	// Read one byte past the limit to learn whether the body fits.
 	kept, err := io.ReadAll(io.LimitReader(rc, limit+1))
 	if err != nil {
 		rc.Close()
-		return nil, fmt.Errorf("read request body: %w", err)
+		return body{}, fmt.Errorf("read request body: %w", err)
 	}
 	if int64(len(kept)) > limit {
 		rest := struct {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(kept), rc), rc}
-		return &body{next: rest, length: n, unbuffered: true}, nil
+		return body{next: rest, length: n, unbuffered: true}, nil
 	}
 	rc.Close()
 	if n <= 0 {
@@ -55,7 +56,7 @@ func newBody(req *http.Request, limit int64) (*body, error) {
 		get = noBody
 	}
 	first, _ := get()
-	return &body{next: first, get: get, length: n}, nil
+	return body{next: first, get: get, length: n}, nil
 }
 
 func noBody() (io.ReadCloser, error) { return http.NoBody, nil }
@@ -76,4 +77,4 @@ func (b *body) take() (io.ReadCloser, error) {
 	return b.get()
 }
 
-var errNotReplayable = fmt.Errorf("request body cannot be sent again")
+var errNotReplayable = errors.New("request body cannot be sent again")

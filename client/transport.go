@@ -134,10 +134,13 @@ type exchange struct {
 	ctx    context.Context // the caller's
 	req    *http.Request   // the caller's, never modified
 	header http.Header     // req.Header, or a copy with an Idempotency-Key
-	body   *body
+	body   body
 	loop   attempt.Loop
 	start  time.Time
 	sent   int // attempts sent
+	// first is the first attempt's state, kept here to save an
+	// allocation in the common case of a single attempt.
+	first try
 }
 
 // newExchange prepares req's attempts: its body for replay, its

@@ -22,6 +22,7 @@ type try struct {
 	// runs in the caller's context.
 	cancel context.CancelCauseFunc
 	timer  *time.Timer // the per-try timeout; nil without one
+	trace  httptrace.ClientTrace
 
 	phase   atomic.Uint32 // hangup.Phase
 	conns   atomic.Int32  // connections handed to the attempt
@@ -33,7 +34,11 @@ type try struct {
 // newTry starts attempt n of x: it derives the attempt's context from the
 // caller's, arming the per-try timeout if there is one.
 func (x *exchange) newTry(n int, perTry time.Duration) *try {
-	tr := &try{n: n, start: time.Now(), ctx: x.ctx}
+	tr := &x.first
+	if n > 1 {
+		tr = new(try)
+	}
+	tr.n, tr.start, tr.ctx = n, time.Now(), x.ctx
 	tr.setPhase(hangup.Connect)
 	if perTry > 0 {
 		tr.ctx, tr.cancel = context.WithCancelCause(x.ctx)
@@ -50,13 +55,15 @@ func (tr *try) getPhase() hangup.Phase  { return hangup.Phase(tr.phase.Load()) }
 // request builds the attempt's request: a shallow copy of the caller's with
 // the attempt's context, headers and body.
 func (tr *try) request(x *exchange, rc io.ReadCloser) *http.Request {
-	trace := &httptrace.ClientTrace{GotConn: tr.gotConn, WroteRequest: tr.wroteRequest}
+	tr.trace.GotConn = tr.gotConn
 	if rc == nil || rc == http.NoBody {
 		// Without a body the headers are the whole request: the server
 		// may act on it before WroteRequest runs.
-		trace.WroteHeaders = tr.wroteHeaders
+		tr.trace.WroteHeaders = tr.wroteHeaders
+	} else {
+		tr.trace.WroteRequest = tr.wroteRequest
 	}
-	out := x.req.WithContext(httptrace.WithClientTrace(tr.ctx, trace))
+	out := x.req.WithContext(httptrace.WithClientTrace(tr.ctx, &tr.trace))
 	out.Header = x.header
 	out.Body, out.ContentLength = rc, x.body.length
 	out.GetBody = x.body.get

@@ -51,10 +51,10 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 var _ http.RoundTripper = roundTripFunc(nil)
 
 // BenchmarkOverhead isolates the Transport's own cost per request from the
-// network's: the base answers at once from memory, so the difference
-// between rt=base and rt=client is what the Transport adds (classification
-// set-up, trace hooks, the attempt loop, the budget), without the loopback
-// round trip whose noise dominates BenchmarkGet on a busy machine.
+// network's: the base answers at once from memory, so the difference between
+// rt=plain (the base alone) and rt=client is what the Transport adds (trace
+// hooks, the attempt loop, the budget, counters), without the loopback round
+// trip whose noise dominates BenchmarkGet on a busy machine.
 func BenchmarkOverhead(b *testing.B) {
 	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: http.StatusOK, Body: http.NoBody, Request: r}, nil
@@ -63,7 +63,7 @@ func BenchmarkOverhead(b *testing.B) {
 		name string
 		rt   http.RoundTripper
 	}{
-		{"rt=base", base},
+		{"rt=plain", base},
 		{"rt=client", client.NewTransport(client.Options{Base: base})},
 	} {
 		b.Run(bc.name, func(b *testing.B) {

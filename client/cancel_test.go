@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -186,4 +187,37 @@ func TestDeadline(t *testing.T) {
 			t.Errorf("server saw %d requests, want 1", n)
 		}
 	})
+}
+
+// TestCancelWhileReading cancels a request while its response streams: the
+// next read fails at once with a caller error in the stream_response phase,
+// and the server sees its connection close.
+func TestCancelWhileReading(t *testing.T) {
+	u := hanguptest.NewUpstream(t, hanguptest.StreamUntilClosed(10*time.Millisecond))
+	tr, _ := newTransport(t, fast)
+	ctx, cancel := context.WithCancelCause(t.Context())
+	req, _ := http.NewRequestWithContext(ctx, "GET", u.URL, nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if _, err := res.Body.Read(make([]byte, 64)); err != nil {
+		t.Fatalf("first read: %v", err)
+	}
+	cancelled := time.Now()
+	cancel(errGaveUp)
+	_, err = io.Copy(io.Discard, res.Body)
+	if took := time.Since(cancelled); took > promptly {
+		t.Errorf("read returned %v after the cancel", took)
+	}
+	checkError(t, err, hangup.Caller, []hangup.Phase{hangup.StreamResponse}, hangup.KindUnknown, 1, "")
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, errGaveUp) {
+		t.Errorf("error %v does not wrap context.Canceled and the cause", err)
+	}
+	c := <-u.Conns()
+	<-c.Done()
+	if rec := c.Record(); rec.PeerClosed.IsZero() || rec.PeerClosed.Sub(cancelled) > promptly {
+		t.Errorf("server saw the close %v after the cancel", rec.PeerClosed.Sub(cancelled))
+	}
 }

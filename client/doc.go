@@ -23,8 +23,9 @@
 //   - provably no byte of it was written,
 //
 // and its body can be sent again (it has GetBody, or it fits in
-// Options.BufferBody). A response mid-body is never retried: the caller
-// already has it, and reading its body fails with the underlying error.
+// Options.BufferBody). A response cut short in the middle of its body is
+// never retried: the caller already has it, and reading its body fails with
+// a *hangup.Error in the stream_response phase.
 //
 // # What "nothing written" covers
 //
@@ -60,7 +61,8 @@
 // deadline also stops retries that could not finish in time.
 //
 // A request that ends without a response returns an error wrapping a
-// *hangup.Error (through *url.Error when it comes from an http.Client). Its
+// *hangup.Error (through *url.Error when it comes from an http.Client), and
+// so does a Read of a response body that fails before its end. Its
 // Side says who ended the exchange (hangup.Upstream: the server, or
 // hangup.Caller: the request's context), Phase and Kind say where and how,
 // Attempts and Elapsed how often it was tried, NoRetry why it was not tried

@@ -71,9 +71,10 @@ func (t *Transport) CloseIdleConnections() {
 // RoundTrip sends req, retrying it while a failure or a status is one that
 // another attempt may mend, the request is safe to send again (see
 // hangup.RetrySafe), and attempts, budget and the caller's deadline allow.
-// It returns the last response, whatever its status; or, when no attempt
-// brought a response, an error wrapping a *hangup.Error that says who hung
-// up, in which phase, and how many attempts were made. The request's
+// It returns the last response, whatever its status, whose body reports a
+// failure to read it to the end as a *hangup.Error; or, when no attempt
+// brought a response, a *hangup.Error that says who hung up, in which
+// phase, and how many attempts were made. The request's
 // context ends the attempt in flight and any wait between attempts at once;
 // the error then has Side hangup.Caller and wraps the context's error and
 // its cause. RoundTrip closes req.Body, and does not modify req.
@@ -116,7 +117,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				tr.end()
 				return nil, t.fail(x, *f, v.Reason)
 			}
-			return tr.deliver(res), nil
+			return x.deliver(tr, res), nil
 		}
 		if res != nil {
 			drain(res.Body)
@@ -138,9 +139,10 @@ type exchange struct {
 	loop   attempt.Loop
 	start  time.Time
 	sent   int // attempts sent
-	// first is the first attempt's state, kept here to save an
-	// allocation in the common case of a single attempt.
+	// first is the first attempt's state, and res the body of the
+	// response delivered; both are kept here to save allocations.
 	first try
+	res   responseBody
 }
 
 // newExchange prepares req's attempts: its body for replay, its

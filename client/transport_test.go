@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-proxy/switchboard/client"
 	"github.com/switchboard-proxy/switchboard/hangup"
+	"github.com/switchboard-proxy/switchboard/internal/hanguptest"
 )
 
 // fast keeps backoffs short so the table runs quickly.
@@ -313,5 +314,40 @@ func TestBudget(t *testing.T) {
 	}
 	if n := len(s.seen()); n != 6 {
 		t.Errorf("server saw %d requests, want 6", n)
+	}
+}
+
+// TestMidBody checks that a response cut short in the middle of its body is
+// not retried (the caller already has it) and that reading the body fails
+// with a *hangup.Error in the stream_response phase wrapping the cause.
+func TestMidBody(t *testing.T) {
+	cases := []struct {
+		name         string
+		chunked, rst bool
+		kind         hangup.Kind
+	}{
+		{"Content-Length, FIN", false, false, hangup.FIN},
+		{"Content-Length, RST", false, true, hangup.Reset},
+		{"chunked, FIN", true, false, hangup.FIN},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			u := hanguptest.NewUpstream(t, hanguptest.HangUpMidBody(tc.chunked, tc.rst))
+			tr, attempts := newTransport(t, fast)
+			req, _ := http.NewRequestWithContext(t.Context(), "GET", u.URL, nil)
+			res, err := tr.RoundTrip(req)
+			if err != nil || res.StatusCode != 200 {
+				t.Fatalf("got %v, %v; want the 200", res, err)
+			}
+			_, err = io.ReadAll(res.Body)
+			res.Body.Close()
+			checkError(t, err, hangup.Upstream, []hangup.Phase{hangup.StreamResponse}, tc.kind, 1, "")
+			if hangup.Classify(errors.Unwrap(err)) != tc.kind {
+				t.Errorf("cause %v is not a %s", errors.Unwrap(err), tc.kind)
+			}
+			if n := u.Accepted(); n != 1 || len(collect(attempts)) != 1 {
+				t.Errorf("%d connections; want one attempt", n)
+			}
+		})
 	}
 }

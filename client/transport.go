@@ -71,13 +71,14 @@ func (t *Transport) CloseIdleConnections() {
 // RoundTrip sends req, retrying it while a failure or a status is one that
 // another attempt may mend, the request is safe to send again (see
 // hangup.RetrySafe), and attempts, budget and the caller's deadline allow.
-// It returns the last response, whatever its status, whose body reports a
-// failure to read it to the end as a *hangup.Error; or, when no attempt
-// brought a response, a *hangup.Error that says who hung up, in which
-// phase, and how many attempts were made. The request's
-// context ends the attempt in flight and any wait between attempts at once;
-// the error then has Side hangup.Caller and wraps the context's error and
-// its cause. RoundTrip closes req.Body, and does not modify req.
+//
+// It returns the last response, whatever its status; reading its body to
+// the end either succeeds or fails with a *hangup.Error. When no attempt
+// brought a response, it returns a *hangup.Error that says who hung up, in
+// which phase, and how many attempts were made. The request's context ends
+// the attempt in flight and any wait between attempts at once; the error
+// then has Side hangup.Caller and wraps the context's error and its cause.
+// RoundTrip closes req.Body, and does not modify req.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.stats.requests.Add(1)
 	x, err := t.newExchange(req)

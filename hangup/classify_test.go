@@ -133,3 +133,34 @@ func TestErrorMessage(t *testing.T) {
 		t.Error("Error does not unwrap to its cause")
 	}
 }
+
+func TestErrorMessages(t *testing.T) {
+	cases := []struct {
+		name string
+		e    hangup.Error
+		want string
+	}{
+		{"refused, not retried",
+			hangup.Error{Side: hangup.Upstream, Phase: hangup.AwaitHeaders, Kind: hangup.Reset, Attempts: 1, NoRetry: "not_idempotent", Err: syscall.ECONNRESET},
+			"upstream reset the connection before responding (not retried: not_idempotent): connection reset by peer"},
+		{"retried, then gave up",
+			hangup.Error{Side: hangup.Upstream, Phase: hangup.Connect, Kind: hangup.Refused, Attempts: 3, Elapsed: 40 * time.Millisecond, NoRetry: "attempts_exhausted", Err: syscall.ECONNREFUSED},
+			"upstream refused the connection while connecting (after 3 attempts over 40ms; attempts_exhausted): connection refused"},
+		{"caller cancelled during backoff",
+			hangup.Error{Side: hangup.Caller, Phase: hangup.Backoff, Kind: hangup.KindUnknown, Attempts: 2, Elapsed: time.Second, Err: context.Canceled},
+			"caller cancelled the request while waiting to retry (after 2 attempts over 1s): context canceled"},
+		{"caller deadline while waiting",
+			hangup.Error{Side: hangup.Caller, Phase: hangup.AwaitHeaders, Kind: hangup.Timeout, Attempts: 1, Err: context.DeadlineExceeded},
+			"caller timed out while waiting for the response: context deadline exceeded"},
+		{"per-try timeout while sending",
+			hangup.Error{Side: hangup.Upstream, Phase: hangup.SendRequest, Kind: hangup.Timeout, Err: &hangup.TimeoutError{Phase: hangup.SendRequest, After: time.Second}},
+			"upstream did not answer in time while the request was being sent: request still being sent after 1s"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.e.Error(); got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

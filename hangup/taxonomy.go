@@ -132,6 +132,8 @@ func (e *TimeoutError) Error() string {
 		return fmt.Sprintf("connect timeout after %v", e.After)
 	case AwaitHeaders:
 		return fmt.Sprintf("no response headers after %v", e.After)
+	case SendRequest:
+		return fmt.Sprintf("request still being sent after %v", e.After)
 	case StreamResponse:
 		return fmt.Sprintf("response body idle for %v", e.After)
 	case Tunnel:
@@ -161,13 +163,23 @@ type Error struct {
 	Kind     Kind
 	Attempts int           // attempts made, 0 if unknown
 	Elapsed  time.Duration // time from the first attempt to giving up, 0 if unknown
-	Err      error
+	// NoRetry says why no further attempt was made when one would have
+	// been wanted ("not_idempotent", "attempts_exhausted", …; the reasons
+	// of the proxy's no_retry log key); "" when another attempt could not
+	// have mended the failure, or the caller gave up.
+	NoRetry string
+	Err     error
 }
 
 func (e *Error) Error() string {
 	s := describe(e.Side, e.Phase, e.Kind)
-	if e.Attempts > 1 {
+	switch {
+	case e.Attempts > 1 && e.NoRetry != "":
+		s += fmt.Sprintf(" (after %d attempts over %v; %s)", e.Attempts, e.Elapsed.Round(time.Millisecond), e.NoRetry)
+	case e.Attempts > 1:
 		s += fmt.Sprintf(" (after %d attempts over %v)", e.Attempts, e.Elapsed.Round(time.Millisecond))
+	case e.NoRetry != "":
+		s += " (not retried: " + e.NoRetry + ")"
 	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
@@ -195,6 +207,10 @@ func describe(side Side, phase Phase, kind Kind) string {
 		what = "refused the connection"
 	default:
 		what = "failed"
+		if side == Caller {
+			// A Go caller ends an exchange by cancelling its context.
+			what = "cancelled the request"
+		}
 	}
 	var when string
 	switch phase {
@@ -206,6 +222,9 @@ func describe(side Side, phase Phase, kind Kind) string {
 		when = " while the request was being sent"
 	case AwaitHeaders:
 		when = " before responding"
+		if side == Caller {
+			when = " while waiting for the response"
+		}
 	case StreamResponse:
 		when = " in the middle of the response"
 	case Backoff:

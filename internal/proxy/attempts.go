@@ -444,9 +444,14 @@ func (tr *try) wroteHeaders() {
 }
 
 // wroteRequest runs on a transport goroutine once the whole request went
-// out: from now on the response-header timeout runs.
-func (tr *try) wroteRequest(httptrace.WroteRequestInfo) {
-	tr.setPhase(hangup.AwaitHeaders)
+// out: from now on the response-header timeout runs. The HTTP/1.1 and
+// HTTP/2 transports both report it only after their write returned, by
+// which time the response may have arrived and be streaming: the phase
+// only ever moves on from send_request here, never back.
+func (tr *try) wroteRequest(info httptrace.WroteRequestInfo) {
+	if info.Err == nil {
+		tr.phase.CompareAndSwap(uint32(hangup.SendRequest), uint32(hangup.AwaitHeaders))
+	}
 	d := tr.route.respHeader
 	if d <= 0 {
 		return

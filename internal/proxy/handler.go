@@ -258,6 +258,18 @@ func (ex *exchange) fail(err error) { ex.end(ex.classify(err)) }
 
 // end ends an exchange with the failure f.
 func (ex *exchange) end(f attempt.Failure) {
+	if f.Side == hangup.Caller {
+		ex.abortUpstream()
+	} else {
+		// The upstream failed or timed out: whatever it is still
+		// doing, we no longer want it.
+		ex.cancel(f.Err)
+		if ex.try != nil {
+			ex.try.cancel(f.Err)
+		}
+		ex.closeUpstreamConn()
+	}
+	f.Phase = ex.settledPhase(f.Phase)
 	if ex.try != nil && f.Side == hangup.Upstream {
 		ex.try.result = failureResult(f)
 	}
@@ -266,7 +278,6 @@ func (ex *exchange) end(f attempt.Failure) {
 	ex.proxyError = d.ProxyError
 	if f.Side == hangup.Caller {
 		ex.status = d.Status
-		ex.abortUpstream()
 		// A caller that is still there sent too much, or sent a body
 		// that does not parse: it gets a 4xx, not silence.
 		switch tooBig := new(http.MaxBytesError); {
@@ -279,13 +290,6 @@ func (ex *exchange) end(f attempt.Failure) {
 		}
 		return
 	}
-	// The upstream failed or timed out: whatever it is still doing, we
-	// no longer want it.
-	ex.cancel(f.Err)
-	if ex.try != nil {
-		ex.try.cancel(f.Err)
-	}
-	ex.closeUpstreamConn()
 	switch d.Action {
 	case hangup.ResetCaller:
 		// Headers went out: only an abort tells the caller the body
@@ -308,6 +312,34 @@ func (ex *exchange) getPhase() hangup.Phase {
 	}
 	return hangup.Connect
 }
+
+// settledPhase returns phase, or, for a bodyless request on an HTTP/2
+// upstream that failed while being sent, the attempt's phase once the
+// transport has reported the headers written or settleWait has passed.
+// That transport reports the headers written on its own goroutine only
+// after the write returned, so the upstream may have had the whole request,
+// and the caller have cancelled or the upstream have failed since, before
+// the report: without the wait such an exchange would be logged
+// send_request. The upstream is aborted before the wait, so the wait
+// delays only the record (and, for an upstream failure, the 502), and only
+// by settleWait when the headers were never written.
+func (ex *exchange) settledPhase(phase hangup.Phase) hangup.Phase {
+	tr := ex.try
+	if phase != hangup.SendRequest || tr == nil || ex.body != nil || !tr.h2.Load() {
+		return phase
+	}
+	t := time.NewTimer(settleWait)
+	defer t.Stop()
+	select {
+	case <-tr.wrote:
+		return tr.getPhase()
+	case <-t.C:
+		return phase
+	}
+}
+
+// settleWait bounds how long settledPhase waits for the transport's report.
+const settleWait = 50 * time.Millisecond
 
 // classify works out who ended a failed attempt, in which phase and how.
 func (ex *exchange) classify(err error) attempt.Failure {

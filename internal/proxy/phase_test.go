@@ -14,7 +14,7 @@ import (
 // instead of stream_response and http_response_incomplete.
 func TestLateWriteReportKeepsPhase(t *testing.T) {
 	for _, p := range []hangup.Phase{hangup.StreamResponse, hangup.Tunnel} {
-		tr := &try{route: &route{}}
+		tr := &try{route: &route{}, wrote: make(chan struct{})}
 		tr.setPhase(p)
 		tr.wroteHeaders()
 		tr.wroteRequest(httptrace.WroteRequestInfo{})
@@ -22,10 +22,15 @@ func TestLateWriteReportKeepsPhase(t *testing.T) {
 			t.Errorf("phase %v after late write reports, want %v", got, p)
 		}
 	}
-	tr := &try{route: &route{}}
+	tr := &try{route: &route{}, wrote: make(chan struct{})}
 	tr.setPhase(hangup.SendRequest)
 	tr.wroteRequest(httptrace.WroteRequestInfo{})
 	if got := tr.getPhase(); got != hangup.AwaitHeaders {
 		t.Errorf("phase %v after the request was written, want await_headers", got)
+	}
+	select {
+	case <-tr.wrote:
+	default:
+		t.Error("wrote not closed after WroteRequest")
 	}
 }

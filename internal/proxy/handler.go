@@ -96,8 +96,9 @@ type exchange struct {
 	phase       hangup.Phase // the exchange's own phase between attempts (backoff)
 
 	wroteHeader bool
-	downDead    bool // the caller's socket ended: write nothing more
-	bytesOut    int64
+	downDead    bool  // the caller's socket ended: write nothing more
+	bytesOut    int64 // response body bytes accepted for the caller; a tunnel's bytes to the caller
+	tunnelIn    int64 // a tunnel's bytes from the caller to the upstream
 	status      int
 	outcome     hangup.Outcome
 	proxyError  string

@@ -124,6 +124,8 @@ func (ex *exchange) tunnel(down net.Conn, downBuf *bufio.Reader, back io.ReadWri
 		first, second = second, first
 	}
 	ex.tunnelOutcome(first, second)
+	ex.tunnelIn = up.written.Load()
+	ex.bytesOut += caller.written.Load()
 }
 
 // tunnelOutcome records who ended the tunnel: a ended first, b second.
@@ -199,6 +201,7 @@ type guardedConn struct {
 	tcp       net.Conn // for reset and half-close; may be nil
 	closed    atomic.Bool
 	prevented func()
+	written   atomic.Int64 // bytes the connection accepted for writing
 }
 
 type writeError struct{ err error }
@@ -214,6 +217,7 @@ func (g *guardedConn) Write(p []byte) (int, error) {
 		return 0, writeError{net.ErrClosed}
 	}
 	n, err := g.rwc.Write(p)
+	g.written.Add(int64(n))
 	if err != nil {
 		return n, writeError{err}
 	}

@@ -283,11 +283,11 @@ func (ex *exchange) end(f attempt.Failure) {
 		// that does not parse: it gets a 4xx, not silence.
 		switch tooBig := new(http.MaxBytesError); {
 		case errors.As(f.Err, &tooBig):
-			ex.writeAnswer(http.StatusRequestEntityTooLarge, "", "request body larger than this route allows")
-			ex.status = http.StatusRequestEntityTooLarge
-		case f.Phase == hangup.SendRequest && !ex.callerGone() && hangup.Classify(f.Err) == hangup.KindUnknown:
-			ex.writeAnswer(http.StatusBadRequest, "", "malformed request body")
-			ex.status = http.StatusBadRequest
+			ex.status, ex.detail = http.StatusRequestEntityTooLarge, "request body larger than this route allows"
+			ex.writeAnswer(ex.status, "", ex.detail)
+		case f.Phase == hangup.SendRequest && f.Kind == hangup.KindUnknown && !ex.callerGone():
+			ex.status, ex.detail = http.StatusBadRequest, "malformed request body"
+			ex.writeAnswer(ex.status, "", ex.detail)
 		}
 		return
 	}
@@ -351,9 +351,14 @@ func (ex *exchange) classify(err error) attempt.Failure {
 	case ex.body != nil && errors.As(ex.body.err(), &tooBig):
 		f.Side, f.Phase, f.Kind, f.Err = hangup.Caller, hangup.SendRequest, hangup.KindNone, tooBig
 	case ex.body != nil && ex.body.err() != nil:
-		// The caller hung up while still sending its body.
+		// The caller hung up while still sending its body, or sent one
+		// that does not parse.
 		f.Side, f.Phase, f.Err = hangup.Caller, hangup.SendRequest, ex.body.err()
-		f.Kind = ex.callerKind(ex.body.err())
+		if ex.malformedBody(f.Err) {
+			f.Kind = hangup.KindUnknown // not a hang-up: no abort time either
+		} else {
+			f.Kind = ex.callerKind(f.Err)
+		}
 	case ex.callerGone() && !ex.route.ignoreAbort || errors.Is(err, errCallerGone):
 		f.Side, f.Err = hangup.Caller, context.Cause(ex.callerCtx)
 		f.Kind = ex.callerKind(nil)
@@ -376,6 +381,21 @@ func (ex *exchange) classify(err error) attempt.Failure {
 func isTimeout(err error) bool {
 	var te *hangup.TimeoutError
 	return errors.As(err, &te)
+}
+
+// malformedBody reports whether bodyErr, the error reading the caller's
+// body, says the body does not parse (a bad chunk size, say) while the
+// caller is still connected, rather than that the caller hung up.
+func (ex *exchange) malformedBody(bodyErr error) bool {
+	if hangup.Classify(bodyErr) != hangup.KindUnknown || ex.callerGone() {
+		return false
+	}
+	if cc := callerConnFrom(ex.callerCtx); cc != nil {
+		if _, err := cc.readError(); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // callerKind says how the caller hung up: the read error its connection

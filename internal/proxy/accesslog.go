@@ -54,7 +54,9 @@ func (ex *exchange) finish() {
 	ex.h.metrics.Request(route, ex.status, o, d)
 	log := ex.h.log.Load()
 	level := slog.LevelInfo
-	if o.Side == hangup.Upstream || o.Side == hangup.Proxy {
+	if (o.Side == hangup.Upstream || o.Side == hangup.Proxy) && o.Action != hangup.OK {
+		// An upstream that closed a tunnel in good order did nothing
+		// wrong.
 		level = slog.LevelWarn
 	}
 	if !log.Enabled(context.Background(), level) {
@@ -113,11 +115,13 @@ func (ex *exchange) finish() {
 	log.LogAttrs(context.Background(), level, "request", attrs...)
 }
 
+// bytesIn is the request body bytes read from the caller, or the bytes a
+// tunnel copied from the caller to the upstream.
 func (ex *exchange) bytesIn() int64 {
 	if ex.body != nil {
-		return ex.body.n.Load()
+		return ex.body.n.Load() + ex.tunnelIn
 	}
-	return 0
+	return ex.tunnelIn
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

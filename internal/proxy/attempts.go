@@ -276,6 +276,11 @@ type try struct {
 	conns   atomic.Int32 // connections assigned; more than one means the transport replayed the request
 	use     atomic.Int64 // which use of uconn this attempt is (upstream.Conn.Busy)
 
+	// wrote is closed once the transport reports the request, or a
+	// bodyless request's headers, written (or failed to write).
+	wrote     chan struct{}
+	wroteOnce sync.Once
+
 	mu        sync.Mutex  // guards the timers and done
 	header    *time.Timer // response-header timeout
 	perTry    *time.Timer // per-try timeout
@@ -312,7 +317,7 @@ func (ex *exchange) newTry() *try {
 // startTry starts an attempt on lease's endpoint and arms its per-try
 // timeout.
 func (ex *exchange) startTry(lease *upstream.Lease) *try {
-	tr := &try{start: time.Now(), route: ex.route, lease: lease, endpoint: lease.Endpoint}
+	tr := &try{start: time.Now(), route: ex.route, lease: lease, endpoint: lease.Endpoint, wrote: make(chan struct{})}
 	tr.ctx, tr.cancel = context.WithCancelCause(ex.ctx)
 	tr.dial = upstream.DialControl{Abort: tr.ctx, Timeout: ex.route.connect}
 	tr.setPhase(hangup.Connect)
@@ -441,12 +446,19 @@ func (tr *try) putIdleConn(err error) {
 // headers went out.
 func (tr *try) wroteHeaders() {
 	tr.phase.CompareAndSwap(uint32(hangup.SendRequest), uint32(hangup.AwaitHeaders))
+	tr.wroteOnce.Do(func() { close(tr.wrote) })
 }
 
 // wroteRequest runs on a transport goroutine once the whole request went
-// out: from now on the response-header timeout runs.
-func (tr *try) wroteRequest(httptrace.WroteRequestInfo) {
-	tr.setPhase(hangup.AwaitHeaders)
+// out: from now on the response-header timeout runs. The HTTP/1.1 and
+// HTTP/2 transports both report it only after their write returned, by
+// which time the response may have arrived and be streaming: the phase
+// only ever moves on from send_request here, never back.
+func (tr *try) wroteRequest(info httptrace.WroteRequestInfo) {
+	defer tr.wroteOnce.Do(func() { close(tr.wrote) })
+	if info.Err == nil {
+		tr.phase.CompareAndSwap(uint32(hangup.SendRequest), uint32(hangup.AwaitHeaders))
+	}
 	d := tr.route.respHeader
 	if d <= 0 {
 		return

@@ -119,6 +119,47 @@ func TestCallerHangUpSendingBody(t *testing.T) {
 	}
 }
 
+// A caller still connected whose body does not parse gets 400, and the
+// upstream request, already under way, is aborted. Nobody hung up: the
+// record says so (kind unknown, no abort_ms).
+func TestMalformedRequestBody(t *testing.T) {
+	got := make(chan *hanguptest.ServerConn, 1)
+	up := hanguptest.NewUpstream(t, func(sc *hanguptest.ServerConn) {
+		req, err := sc.ReadRequest()
+		if err != nil {
+			return
+		}
+		if _, err := io.ReadFull(req.Body, make([]byte, 5)); err != nil {
+			return
+		}
+		got <- sc
+		sc.WaitPeerClose(wait)
+	})
+	h := start(t, "", routeOpts{upstream: up.URL})
+	c := hanguptest.Dial(t, h.addr)
+	c.Send("POST /chunks HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+	sc := recv(t, got, "first chunk at the upstream")
+	c.Send("zz\r\n")
+	res, err := c.ReadResponse("POST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest || !res.Close {
+		t.Fatalf("status %d, close %v; want 400 and Connection: close", res.StatusCode, res.Close)
+	}
+	closed(t, sc.Done(), "upstream connection closed")
+	if rec := sc.Record(); rec.PeerClosed.IsZero() {
+		t.Fatalf("upstream never saw its connection close: %+v", rec)
+	}
+	rec := h.logs.next(t, "/chunks")
+	wantLog(t, rec, map[string]any{"status": 400, "side": "caller", "phase": "send_request",
+		"kind": "unknown", "action": "aborted_upstream", "detail": "malformed request body", "level": "INFO"})
+	if _, ok := rec["abort_ms"]; ok {
+		t.Errorf("abort_ms in %v: the caller did not hang up", rec)
+	}
+}
+
 // Rule R1 while the upstream connection is still being made: the upstream
 // accepts TCP but never completes the TLS handshake; when the caller leaves,
 // the half-made connection is closed rather than finished in the

@@ -96,8 +96,9 @@ type exchange struct {
 	phase       hangup.Phase // the exchange's own phase between attempts (backoff)
 
 	wroteHeader bool
-	downDead    bool // the caller's socket ended: write nothing more
-	bytesOut    int64
+	downDead    bool  // the caller's socket ended: write nothing more
+	bytesOut    int64 // response body bytes accepted for the caller; a tunnel's bytes to the caller
+	tunnelIn    int64 // a tunnel's bytes from the caller to the upstream
 	status      int
 	outcome     hangup.Outcome
 	proxyError  string
@@ -258,6 +259,18 @@ func (ex *exchange) fail(err error) { ex.end(ex.classify(err)) }
 
 // end ends an exchange with the failure f.
 func (ex *exchange) end(f attempt.Failure) {
+	if f.Side == hangup.Caller {
+		ex.abortUpstream()
+	} else {
+		// The upstream failed or timed out: whatever it is still
+		// doing, we no longer want it.
+		ex.cancel(f.Err)
+		if ex.try != nil {
+			ex.try.cancel(f.Err)
+		}
+		ex.closeUpstreamConn()
+	}
+	f.Phase = ex.settledPhase(f.Phase)
 	if ex.try != nil && f.Side == hangup.Upstream {
 		ex.try.result = failureResult(f)
 	}
@@ -266,26 +279,18 @@ func (ex *exchange) end(f attempt.Failure) {
 	ex.proxyError = d.ProxyError
 	if f.Side == hangup.Caller {
 		ex.status = d.Status
-		ex.abortUpstream()
 		// A caller that is still there sent too much, or sent a body
 		// that does not parse: it gets a 4xx, not silence.
 		switch tooBig := new(http.MaxBytesError); {
 		case errors.As(f.Err, &tooBig):
-			ex.writeAnswer(http.StatusRequestEntityTooLarge, "", "request body larger than this route allows")
-			ex.status = http.StatusRequestEntityTooLarge
-		case f.Phase == hangup.SendRequest && !ex.callerGone() && hangup.Classify(f.Err) == hangup.KindUnknown:
-			ex.writeAnswer(http.StatusBadRequest, "", "malformed request body")
-			ex.status = http.StatusBadRequest
+			ex.status, ex.detail = http.StatusRequestEntityTooLarge, "request body larger than this route allows"
+			ex.writeAnswer(ex.status, "", ex.detail)
+		case f.Phase == hangup.SendRequest && f.Kind == hangup.KindUnknown && !ex.callerGone():
+			ex.status, ex.detail = http.StatusBadRequest, "malformed request body"
+			ex.writeAnswer(ex.status, "", ex.detail)
 		}
 		return
 	}
-	// The upstream failed or timed out: whatever it is still doing, we
-	// no longer want it.
-	ex.cancel(f.Err)
-	if ex.try != nil {
-		ex.try.cancel(f.Err)
-	}
-	ex.closeUpstreamConn()
 	switch d.Action {
 	case hangup.ResetCaller:
 		// Headers went out: only an abort tells the caller the body
@@ -309,6 +314,34 @@ func (ex *exchange) getPhase() hangup.Phase {
 	return hangup.Connect
 }
 
+// settledPhase returns phase, or, for a bodyless request on an HTTP/2
+// upstream that failed while being sent, the attempt's phase once the
+// transport has reported the headers written or settleWait has passed.
+// That transport reports the headers written on its own goroutine only
+// after the write returned, so the upstream may have had the whole request,
+// and the caller have cancelled or the upstream have failed since, before
+// the report: without the wait such an exchange would be logged
+// send_request. The upstream is aborted before the wait, so the wait
+// delays only the record (and, for an upstream failure, the 502), and only
+// by settleWait when the headers were never written.
+func (ex *exchange) settledPhase(phase hangup.Phase) hangup.Phase {
+	tr := ex.try
+	if phase != hangup.SendRequest || tr == nil || ex.body != nil || !tr.h2.Load() {
+		return phase
+	}
+	t := time.NewTimer(settleWait)
+	defer t.Stop()
+	select {
+	case <-tr.wrote:
+		return tr.getPhase()
+	case <-t.C:
+		return phase
+	}
+}
+
+// settleWait bounds how long settledPhase waits for the transport's report.
+const settleWait = 50 * time.Millisecond
+
 // classify works out who ended a failed attempt, in which phase and how.
 func (ex *exchange) classify(err error) attempt.Failure {
 	f := attempt.Failure{Phase: ex.getPhase(), Err: err, HeadersSent: ex.wroteHeader}
@@ -318,9 +351,14 @@ func (ex *exchange) classify(err error) attempt.Failure {
 	case ex.body != nil && errors.As(ex.body.err(), &tooBig):
 		f.Side, f.Phase, f.Kind, f.Err = hangup.Caller, hangup.SendRequest, hangup.KindNone, tooBig
 	case ex.body != nil && ex.body.err() != nil:
-		// The caller hung up while still sending its body.
+		// The caller hung up while still sending its body, or sent one
+		// that does not parse.
 		f.Side, f.Phase, f.Err = hangup.Caller, hangup.SendRequest, ex.body.err()
-		f.Kind = ex.callerKind(ex.body.err())
+		if ex.malformedBody(f.Err) {
+			f.Kind = hangup.KindUnknown // not a hang-up: no abort time either
+		} else {
+			f.Kind = ex.callerKind(f.Err)
+		}
 	case ex.callerGone() && !ex.route.ignoreAbort || errors.Is(err, errCallerGone):
 		f.Side, f.Err = hangup.Caller, context.Cause(ex.callerCtx)
 		f.Kind = ex.callerKind(nil)
@@ -343,6 +381,21 @@ func (ex *exchange) classify(err error) attempt.Failure {
 func isTimeout(err error) bool {
 	var te *hangup.TimeoutError
 	return errors.As(err, &te)
+}
+
+// malformedBody reports whether bodyErr, the error reading the caller's
+// body, says the body does not parse (a bad chunk size, say) while the
+// caller is still connected, rather than that the caller hung up.
+func (ex *exchange) malformedBody(bodyErr error) bool {
+	if hangup.Classify(bodyErr) != hangup.KindUnknown || ex.callerGone() {
+		return false
+	}
+	if cc := callerConnFrom(ex.callerCtx); cc != nil {
+		if _, err := cc.readError(); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // callerKind says how the caller hung up: the read error its connection

@@ -255,10 +255,48 @@ func TestTunnelHangUps(t *testing.T) {
 					t.Errorf("after half-close the caller read %q, want %q", rest, "bye")
 				}
 			}
-			wantLog(t, h.logs.next(t, "/tunnel"), map[string]any{"status": 101, "side": "caller",
-				"phase": "tunnel", "kind": hk.kind})
+			// The caller sent "hello"; it got the echo, and "bye" after
+			// a half-close.
+			want := map[string]any{"status": 101, "side": "caller", "phase": "tunnel", "kind": hk.kind,
+				"level": "INFO", "action": "ok", "bytes_in": 5, "bytes_out": 8}
+			if hk.rst {
+				want["action"], want["bytes_out"] = "aborted_upstream", 5
+			}
+			wantLog(t, h.logs.next(t, "/tunnel"), want)
 		})
 	}
+}
+
+// A tunnel the upstream closes in good order is logged as such, at INFO,
+// with the bytes copied each way.
+func TestTunnelClosedByUpstream(t *testing.T) {
+	up := hanguptest.NewUpstream(t, func(sc *hanguptest.ServerConn) {
+		if _, err := sc.ReadRequest(); err != nil {
+			return
+		}
+		sc.Write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		buf := make([]byte, 11)
+		if _, err := io.ReadFull(sc.R, buf); err != nil {
+			return
+		}
+		sc.Write(strings.Repeat(string(buf), 3))
+		sc.CloseFIN()
+	})
+	h := start(t, "", routeOpts{upstream: up.URL})
+	c := hanguptest.Dial(t, h.addr)
+	c.Send("GET /tunnel HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	res, err := c.ReadResponse("GET")
+	if err != nil || res.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	c.Send("hello world")
+	got, pc, err := c.ReadUntilClosed(wait)
+	if err != nil || pc != hanguptest.PeerFIN || len(got) != 33 {
+		t.Fatalf("caller read %q, %v, %v; want 33 bytes and a FIN", got, pc, err)
+	}
+	c.CloseFIN()
+	wantLog(t, h.logs.next(t, "/tunnel"), map[string]any{"status": 101, "side": "upstream", "phase": "tunnel",
+		"kind": "fin", "action": "ok", "level": "INFO", "bytes_in": 11, "bytes_out": 33})
 }
 
 // A TLS listener offers HTTP/2 and HTTP/1.1 by ALPN.

@@ -89,6 +89,7 @@ type tunnelEnd struct {
 	from hangup.Side // the side whose read ended the copy
 	kind hangup.Kind
 	err  error
+	seq  int32 // the order in which the directions ended, from 1
 }
 
 // tunnel copies bytes both ways between the caller's hijacked connection and
@@ -106,17 +107,25 @@ func (ex *exchange) tunnel(down net.Conn, downBuf *bufio.Reader, back io.ReadWri
 	done := ex.h.tunnels.add(caller, up)
 	defer done()
 
-	// Both copiers run on their own goroutines so the order in which
-	// they end is the order of the hang-ups; sized so neither blocks.
+	// Both copiers run on their own goroutines; each numbers its end in
+	// seq before it forwards it to the other side, so the numbers give
+	// the order of the hang-ups even when the second copier reports
+	// first. The channel is sized so neither blocks.
+	var seq atomic.Int32
 	ends := make(chan tunnelEnd, 2)
 	var wg sync.WaitGroup
-	wg.Go(func() { ends <- copyHalf(up, readerOf(downBuf, down), hangup.Caller, caller) })
-	wg.Go(func() { ends <- copyHalf(caller, back, hangup.Upstream, up) })
+	wg.Go(func() { ends <- copyHalf(up, readerOf(downBuf, down), hangup.Caller, caller, &seq) })
+	wg.Go(func() { ends <- copyHalf(caller, back, hangup.Upstream, up, &seq) })
 	first, second := <-ends, <-ends
 	wg.Wait()
 	caller.Close()
 	up.Close()
+	if second.seq < first.seq {
+		first, second = second, first
+	}
 	ex.tunnelOutcome(first, second)
+	ex.tunnelIn = up.written.Load()
+	ex.bytesOut += caller.written.Load()
 }
 
 // tunnelOutcome records who ended the tunnel: a ended first, b second.
@@ -145,16 +154,19 @@ func readerOf(br *bufio.Reader, c net.Conn) io.Reader {
 }
 
 // copyHalf copies src to dst until src ends. An orderly end (FIN) is
-// forwarded as a half-close; anything else resets dst and closes both.
-func copyHalf(dst *guardedConn, src io.Reader, from hangup.Side, srcConn *guardedConn) tunnelEnd {
+// forwarded as a half-close; anything else resets dst and closes both. The
+// end is numbered from seq before anything is forwarded, as forwarding it
+// may end the other direction.
+func copyHalf(dst *guardedConn, src io.Reader, from hangup.Side, srcConn *guardedConn, seq *atomic.Int32) tunnelEnd {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	_, err := io.CopyBuffer(dst, onlyReader{src}, *bp)
+	n := seq.Add(1)
 	var we writeError
 	switch {
 	case err == nil:
 		dst.CloseWrite()
-		return tunnelEnd{from: from, kind: hangup.FIN}
+		return tunnelEnd{from: from, kind: hangup.FIN, seq: n}
 	case errors.As(err, &we):
 		// The destination hung up: it is the side that ended this.
 		srcConn.reset()
@@ -163,10 +175,10 @@ func copyHalf(dst *guardedConn, src io.Reader, from hangup.Side, srcConn *guarde
 		if from == hangup.Upstream {
 			other = hangup.Caller
 		}
-		return tunnelEnd{from: other, kind: hangup.Classify(we.err), err: we.err}
+		return tunnelEnd{from: other, kind: hangup.Classify(we.err), err: we.err, seq: n}
 	case errors.Is(err, net.ErrClosed) && srcConn.closed.Load():
 		// We closed it because the other direction failed.
-		return tunnelEnd{from: from, kind: hangup.FIN}
+		return tunnelEnd{from: from, kind: hangup.FIN, seq: n}
 	}
 	k := hangup.Classify(err)
 	if k == hangup.Reset {
@@ -174,7 +186,7 @@ func copyHalf(dst *guardedConn, src io.Reader, from hangup.Side, srcConn *guarde
 	}
 	dst.Close()
 	srcConn.Close()
-	return tunnelEnd{from: from, kind: k, err: err}
+	return tunnelEnd{from: from, kind: k, err: err, seq: n}
 }
 
 // onlyReader hides WriterTo/ReaderFrom so io.CopyBuffer uses our buffer and
@@ -189,6 +201,7 @@ type guardedConn struct {
 	tcp       net.Conn // for reset and half-close; may be nil
 	closed    atomic.Bool
 	prevented func()
+	written   atomic.Int64 // bytes the connection accepted for writing
 }
 
 type writeError struct{ err error }
@@ -204,6 +217,7 @@ func (g *guardedConn) Write(p []byte) (int, error) {
 		return 0, writeError{net.ErrClosed}
 	}
 	n, err := g.rwc.Write(p)
+	g.written.Add(int64(n))
 	if err != nil {
 		return n, writeError{err}
 	}

@@ -122,6 +122,9 @@ func (ex *exchange) relay(res *http.Response) {
 		}
 		ex.ignoreCaller(hangup.AwaitHeaders)
 	} else {
+		if ex.r.ProtoMajor == 1 && lastRequest(ex.r) {
+			hdr.Set("Connection", "close")
+		}
 		ex.w.WriteHeader(res.StatusCode)
 		ex.wroteHeader = true
 	}
@@ -489,6 +492,9 @@ func (ex *exchange) writeAnswer(status int, proxyError, msg string) {
 	}
 	h := ex.w.Header()
 	clear(h)
+	if ex.r.ProtoMajor == 1 && lastRequest(ex.r) {
+		h.Set("Connection", "close")
+	}
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
 	if proxyError != "" {

@@ -175,9 +175,13 @@ type connSet struct {
 	open   map[net.Conn]*connEntry // by connKey
 	h1     int                     // open connections not known to speak HTTP/2
 	h1Gone chan struct{}           // closed when h1 drops to 0; made by waitH1Gone
+	// closing is set when the server drains: HTTP/1 responses then carry
+	// Connection: close.
+	closing atomic.Bool
 }
 
 type connEntry struct {
+	set *connSet
 	key net.Conn
 	h2  atomic.Bool // set under connSet.mu; read without it to skip the lock
 }
@@ -190,12 +194,19 @@ func newConnSet() *connSet { return &connSet{open: map[net.Conn]*connEntry{}} }
 // registers c. net/http calls it for every connection Serve accepts, before
 // Serve can return.
 func (cs *connSet) connContext(ctx context.Context, c net.Conn) context.Context {
-	e := &connEntry{key: connKey(c)}
+	e := &connEntry{set: cs, key: connKey(c)}
 	cs.mu.Lock()
 	cs.open[e.key] = e
 	cs.h1++
 	cs.mu.Unlock()
 	return context.WithValue(ctx, connEntryKey{}, e)
+}
+
+// lastRequest reports whether r, an HTTP/1 request, is its connection's
+// last: its server is draining, so the response says Connection: close.
+func lastRequest(r *http.Request) bool {
+	e, _ := r.Context().Value(connEntryKey{}).(*connEntry)
+	return e != nil && e.set.closing.Load()
 }
 
 // stateHook is the http.Server's ConnState hook: it forgets connections

@@ -609,8 +609,19 @@ func (srv *server) drain(ctx context.Context, sock *socket) error {
 	// returned, every connection srv will ever have is in srv.conns.
 	srv.h.Close()
 	waitDone(ctx, srv.done)
-	srv.http.SetKeepAlivesEnabled(false)
-	err := srv.conns.waitH1Gone(ctx)
+	// Every HTTP/1 response from now on says Connection: close, so a
+	// keep-alive caller learns to go with the answer to the request it
+	// sends next. Closing idle connections at once instead would race a
+	// request already on its way (the caller sees EOF); callers that send
+	// nothing within keepAliveGrace have their idle connections closed.
+	srv.conns.closing.Store(true)
+	grace, cancel := context.WithTimeout(ctx, keepAliveGrace)
+	err := srv.conns.waitH1Gone(grace)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		srv.http.SetKeepAlivesEnabled(false) // closes the idle ones
+		err = srv.conns.waitH1Gone(ctx)
+	}
 	if err == nil {
 		err = srv.http.Shutdown(ctx)
 	}
@@ -619,6 +630,11 @@ func (srv *server) drain(ctx context.Context, sock *socket) error {
 	}
 	return err
 }
+
+// keepAliveGrace is how long a drain lets idle HTTP/1 keep-alive callers
+// send one last request (answered with Connection: close) before it closes
+// their connections.
+const keepAliveGrace = time.Second
 
 // waitDone waits until ch is closed or ctx is done, and then returns
 // ctx's error if ch is still open.

@@ -227,8 +227,8 @@ func (r *report) method(b *strings.Builder) {
 	fmt.Fprintf(b, "\n## What each figure is\n\n"+
 		"- **proxy CPU µs/req, req/s**: `wrk -t1 -c%d -d%v` on the 13-byte body. CPU is the proxy "+
 		"process's utime+stime delta (`/proc/PID/stat`, all threads, %v ticks) over the wrk run divided "+
-		"by the requests wrk completed; it does not depend on how busy the rest of the machine is, "+
-		"so it is the figure to compare. req/s is wrk's: at saturation the proxy's core or CPU %d "+
+		"by the requests wrk completed; it moves far less than req/s or latency when other work "+
+		"competes for the core (though time-slicing still costs a little), so it is the figure to compare. req/s is wrk's: at saturation the proxy's core or CPU %d "+
 		"(wrk and the upstream) is the limit, whichever comes first, and it moves with other load.\n"+
 		"- **p50/p90/p99 @%d/s**: an open-loop load from this program: %d requests due at fixed "+
 		"intervals (%d/s for %v) over a pool of %d keep-alive connections, each request's latency "+

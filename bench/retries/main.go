@@ -29,16 +29,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/bench/internal/benchkit"
 )
 
 func main() {
@@ -48,8 +46,9 @@ func main() {
 	}
 }
 
-// errBudget is the cause of a run stopped by -budget.
-var errBudget = errors.New("budget spent")
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "retries: "+format+"\n", args...)
+}
 
 func run() error {
 	n := flag.Int("n", 2000, "requests per target and class")
@@ -70,12 +69,10 @@ func run() error {
 	}
 
 	began := time.Now()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := benchkit.RunContext(*budget)
 	defer stop()
-	ctx, cancel := context.WithDeadlineCause(ctx, began.Add(*budget), errBudget)
-	defer cancel()
 
-	root, err := moduleRoot()
+	root, err := benchkit.ModuleRoot("retries")
 	if err != nil {
 		return err
 	}
@@ -87,7 +84,7 @@ func run() error {
 		return err
 	}
 	if *keep {
-		defer fmt.Fprintln(os.Stderr, "retries: kept", dir)
+		defer logf("kept %s", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
@@ -97,8 +94,8 @@ func run() error {
 		return err
 	}
 	defer u.close()
-	e := &env{dir: dir, ups: u.addrs(), switchboard: *bin, commit: gitCommit(root)}
-	fmt.Fprintf(os.Stderr, "retries: upstream endpoints %s, reset share %.2f, seed %d\n", strings.Join(e.ups, " "), *rate, *seed)
+	e := &env{dir: dir, ups: u.addrs(), switchboard: *bin, commit: benchkit.GitCommit(root), install: &benchkit.Installer{Logf: logf}}
+	logf("upstream endpoints %s, reset share %.2f, seed %d", strings.Join(e.ups, " "), *rate, *seed)
 
 	var targets []*target
 	for _, name := range strings.Split(*names, ",") {
@@ -107,7 +104,7 @@ func run() error {
 			continue
 		}
 		if name == "switchboard" && e.switchboard == "" {
-			if e.switchboard, err = buildSwitchboard(ctx, root, dir); err != nil {
+			if e.switchboard, err = benchkit.GoBuild(ctx, root, dir, "switchboard", "./cmd/switchboard"); err != nil {
 				targets = append(targets, &target{name: name, skipped: err.Error()})
 				continue
 			}
@@ -132,13 +129,10 @@ func run() error {
 	if *out == "-" {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+	if err := benchkit.WriteResult(*out, md); err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintln(os.Stderr, "retries: wrote", *out)
+	logf("wrote %s", *out)
 	return nil
 }
 
@@ -146,9 +140,9 @@ func run() error {
 // l carries the load settings; measure fills in the rest.
 func measure(ctx context.Context, e *env, name string, l load, u *upstream) *target {
 	t := setups[name](ctx, e)
-	defer t.proc.stop()
+	defer t.proc.Stop()
 	if t.skipped != "" {
-		fmt.Fprintf(os.Stderr, "retries: skipping %s: %s\n", name, t.skipped)
+		logf("skipping %s: %s", name, t.skipped)
 		return t
 	}
 	for _, cl := range classes {
@@ -172,46 +166,9 @@ func measure(ctx context.Context, e *env, name string, l load, u *upstream) *tar
 				}
 			}
 		}
-		fmt.Fprintf(os.Stderr, "retries: %-15s %-22s %5d requests, %4d errors, %5d arrivals, %4d resets, %4d seen more than once (%.1fs)\n",
+		logf("%-15s %-22s %5d requests, %4d errors, %5d arrivals, %4d resets, %4d seen more than once (%.1fs)",
 			name, cl.name, tl.requests, tl.errors(), r.arrivals, r.resets, r.dups, tl.elapsed.Seconds())
 		t.results = append(t.results, r)
 	}
 	return t
-}
-
-// buildSwitchboard compiles cmd/switchboard into dir and returns the binary path.
-func buildSwitchboard(ctx context.Context, root, dir string) (string, error) {
-	bin := filepath.Join(dir, "switchboard")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/switchboard")
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build switchboard: %w", err)
-	}
-	return bin, nil
-}
-
-// moduleRoot is the directory of the go.mod this program runs in.
-func moduleRoot() (string, error) {
-	b, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(b))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("run retries inside the switchboard module")
-	}
-	return filepath.Dir(gomod), nil
-}
-
-func gitCommit(root string) string {
-	b, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(b))
-	if st, err := exec.Command("git", "-C", root, "status", "--porcelain").Output(); err == nil && len(st) > 0 {
-		c += " with uncommitted changes"
-	}
-	return c
 }

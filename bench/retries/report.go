@@ -1,15 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"maps"
-	"os"
-	"os/exec"
-	"runtime"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/bench/internal/benchkit"
 )
 
 type report struct {
@@ -28,8 +24,8 @@ func (r *report) markdown() string {
 	pct := r.rate * 100
 	fmt.Fprintf(&b, "# Caller-visible errors when an upstream resets %.0f%% of requests\n\n", pct)
 	fmt.Fprintf(&b, "- Date: %s\n", r.date.Format(time.RFC3339))
-	fmt.Fprintf(&b, "- Go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "- Machine: %s CPUs (%s), Linux %s, %s\n", nproc(), cpuModel(), kernel(), osName())
+	fmt.Fprintf(&b, "- Go: %s\n", benchkit.Toolchain())
+	fmt.Fprintf(&b, "- Machine: %s\n", benchkit.Machine())
 	for _, t := range r.targets {
 		if t.version != "" && t.name != "direct" && t.name != "haproxy-noguard" {
 			fmt.Fprintf(&b, "- %s: %s\n", t.name, t.version)
@@ -58,7 +54,7 @@ func (r *report) markdown() string {
 	b.WriteString("|---|---|---:|---:|---|---:|---:|---:|\n")
 	for _, t := range r.targets {
 		if t.skipped != "" {
-			fmt.Fprintf(&b, "| %s | – | not measured | – | %s | – | – | – |\n", t.name, mdEscape(t.skipped))
+			fmt.Fprintf(&b, "| %s | – | not measured | – | %s | – | – | – |\n", t.name, benchkit.Escape(t.skipped))
 			continue
 		}
 		for _, res := range t.results {
@@ -72,7 +68,7 @@ func (r *report) markdown() string {
 				dups = fmt.Sprintf("**%d unsafe**", res.dups)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %d / %d | %s | %d | %d | %s |\n",
-				t.name, res.class.name, rate, tl.errors(), tl.requests, counts(tl.errs), res.arrivals, res.resets, dups)
+				t.name, res.class.name, rate, tl.errors(), tl.requests, benchkit.Counts(tl.errs, "–"), res.arrivals, res.resets, dups)
 		}
 	}
 	r.writeConfigs(&b)
@@ -140,66 +136,4 @@ var why = map[string]string{
 		"policy replays an idempotent method or a request with an Idempotency-Key, and\n" +
 		"any request that provably never reached the upstream. Access log and admin\n" +
 		"listener are off.",
-}
-
-// counts renders a tally, largest first: "502 × 180, EOF × 3".
-func counts(m map[string]int) string {
-	keys := slices.Collect(maps.Keys(m))
-	slices.SortFunc(keys, func(a, b string) int {
-		if m[a] != m[b] {
-			return m[b] - m[a]
-		}
-		return strings.Compare(a, b)
-	})
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s × %d", mdEscape(k), m[k])
-	}
-	if len(parts) == 0 {
-		return "–"
-	}
-	return strings.Join(parts, ", ")
-}
-
-func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
-
-func nproc() string {
-	if b, err := exec.Command("nproc").Output(); err == nil {
-		return strings.TrimSpace(string(b))
-	}
-	return fmt.Sprint(runtime.NumCPU())
-}
-
-func kernel() string {
-	if b, err := exec.Command("uname", "-r").Output(); err == nil {
-		return strings.TrimSpace(string(b))
-	}
-	return "?"
-}
-
-// cpuModel is the first "model name" in /proc/cpuinfo.
-func cpuModel() string {
-	return fileField("/proc/cpuinfo", "model name", ":")
-}
-
-// osName is PRETTY_NAME from /etc/os-release.
-func osName() string {
-	return strings.Trim(fileField("/etc/os-release", "PRETTY_NAME", "="), `"`)
-}
-
-// fileField is the value after sep on the first line of path whose key is key.
-func fileField(path, key, sep string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "?"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), sep)
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
 }

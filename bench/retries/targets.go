@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/switchboard-proxy/switchboard/bench/internal/benchkit"
 )
 
 // target is one way for the callers to reach the two endpoints: directly,
@@ -16,7 +17,7 @@ type target struct {
 	config  string   // the proxy's configuration, temp paths shown as $TMP
 	addrs   []string // where callers connect
 	skipped string   // why it was not measured, if it was not
-	proc    *proc
+	proc    *benchkit.Proc
 	results []classResult
 }
 
@@ -36,6 +37,7 @@ type env struct {
 	ups         []string // the two endpoints
 	switchboard string   // the switchboard binary
 	commit      string   // the commit it was built from
+	install     *benchkit.Installer
 }
 
 // setup starts a target; a target that cannot be started comes back with
@@ -99,12 +101,12 @@ http {
 
 func setupNginx(ctx context.Context, e *env) *target {
 	t := &target{name: "nginx"}
-	bin, err := ensureInstalled(ctx, "nginx", "nginx")
+	bin, err := e.install.Ensure(ctx, "nginx", "nginx")
 	if err != nil {
 		t.skipped = err.Error()
 		return t
 	}
-	t.version = strings.TrimPrefix(versionLine(bin, "-v"), "nginx version: ")
+	t.version = strings.TrimPrefix(benchkit.VersionLine(bin, "-v"), "nginx version: ")
 	conf, listen, err := writeConf(e.dir, "nginx.conf", nginxConf, e.ups)
 	if err != nil {
 		t.skipped = err.Error()
@@ -154,12 +156,12 @@ func setupHAProxy(ctx context.Context, e *env, guard bool) *target {
 	if !guard {
 		t.name, g = "haproxy-noguard", ""
 	}
-	bin, err := ensureInstalled(ctx, "haproxy", "haproxy")
+	bin, err := e.install.Ensure(ctx, "haproxy", "haproxy")
 	if err != nil {
 		t.skipped = err.Error()
 		return t
 	}
-	t.version, _, _ = strings.Cut(versionLine(bin, "-v"), " - ") // drop the web address
+	t.version, _, _ = strings.Cut(benchkit.VersionLine(bin, "-v"), " - ") // drop the web address
 	conf, listen, err := writeConf(e.dir, t.name+".cfg", strings.Replace(haproxyConf, "$GUARD", g, 1), e.ups)
 	if err != nil {
 		t.skipped = err.Error()
@@ -210,14 +212,15 @@ func setupSwitchboard(ctx context.Context, e *env) *target {
 // start runs the proxy and waits until it listens on listen; on failure
 // the target is marked skipped.
 func (t *target) start(ctx context.Context, listen, logPath string, argv ...string) {
-	p, err := startProc(t.name, logPath, argv...)
+	p, err := benchkit.Start(t.name, logPath, nil, argv...)
 	if err != nil {
 		t.skipped = err.Error()
 		return
 	}
+	logf("%s pid %d", t.name, p.PID())
 	t.proc = p
-	if err := p.waitListening(ctx, listen); err != nil {
-		p.stop()
+	if err := p.WaitListening(ctx, listen); err != nil {
+		p.Stop()
 		t.skipped = err.Error()
 		return
 	}
@@ -228,20 +231,11 @@ func (t *target) start(ctx context.Context, listen, logPath string, argv ...stri
 // writes it to dir/name and returns it as shown in the report (temp dir
 // as $TMP) and the listen address.
 func writeConf(dir, name, template string, ups []string) (shown, listen string, err error) {
-	listen, err = freeAddr()
+	listen, err = benchkit.FreeAddr()
 	if err != nil {
 		return "", "", err
 	}
 	shown = strings.NewReplacer("$LISTEN", listen, "$UP0", ups[0], "$UP1", ups[1]).Replace(template)
 	real := strings.ReplaceAll(shown, "$TMP", dir)
 	return shown, listen, os.WriteFile(filepath.Join(dir, name), []byte(real), 0o600)
-}
-
-// versionLine is the first line bin prints for flag ("-v"), on either stream.
-func versionLine(bin, flag string) string {
-	out, err := exec.Command(bin, flag).CombinedOutput()
-	if err != nil && len(out) == 0 {
-		return "unknown"
-	}
-	return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 }

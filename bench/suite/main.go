@@ -40,13 +40,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/bench/internal/benchkit"
 )
 
 func main() {
@@ -59,9 +60,6 @@ func main() {
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "suite: "+format+"\n", args...)
 }
-
-// errBudget is the cause of a run stopped by -budget.
-var errBudget = errors.New("budget spent")
 
 // pinnedEnv marks the re-executed, pinned process.
 const pinnedEnv = "SWITCHBOARD_SUITE_PINNED"
@@ -131,12 +129,10 @@ func run() error {
 	}
 
 	began := time.Now()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := benchkit.RunContext(s.budget)
 	defer stop()
-	ctx, cancel := context.WithDeadlineCause(ctx, began.Add(s.budget), errBudget)
-	defer cancel()
 
-	root, err := moduleRoot()
+	root, err := benchkit.ModuleRoot("suite")
 	if err != nil {
 		return err
 	}
@@ -157,7 +153,7 @@ func run() error {
 		defer os.RemoveAll(dir)
 	}
 
-	e := &env{dir: dir, root: root, commit: gitCommit(root), proxyCPU: s.proxyCPU, loadCPU: s.loadCPU}
+	e := &env{dir: dir, root: root, commit: benchkit.GitCommit(root), install: &benchkit.Installer{Logf: logf}, proxyCPU: s.proxyCPU, loadCPU: s.loadCPU}
 	rep := &report{date: began, settings: &s, env: e}
 	rep.nofile, rep.nofileNote = raiseNofile(s.idle)
 	if s.idle > 0 {
@@ -167,18 +163,18 @@ func run() error {
 		}
 	}
 
-	if _, err := e.ensureInstalled(ctx, "wrk", "wrk"); err != nil {
+	if _, err := e.install.Ensure(ctx, "wrk", "wrk"); err != nil {
 		return fmt.Errorf("wrk is needed for the closed-loop loads: %w", err)
 	}
-	nginx, err := e.ensureInstalled(ctx, "nginx", "nginx")
+	nginx, err := e.install.Ensure(ctx, "nginx", "nginx")
 	if err != nil {
 		return fmt.Errorf("nginx is needed as the upstream: %w", err)
 	}
 	logf("building switchboard and bench/stdproxy")
-	if e.switchboard, err = goBuild(ctx, root, dir, "switchboard", "./cmd/switchboard"); err != nil {
+	if e.switchboard, err = benchkit.GoBuild(ctx, root, dir, "switchboard", "./cmd/switchboard"); err != nil {
 		return err
 	}
-	if e.stdproxy, err = goBuild(ctx, root, dir, "stdproxy", "./bench/stdproxy"); err != nil {
+	if e.stdproxy, err = benchkit.GoBuild(ctx, root, dir, "stdproxy", "./bench/stdproxy"); err != nil {
 		return err
 	}
 
@@ -192,12 +188,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer up.stop()
+	defer up.Stop()
 	logf("upstream nginx on %s, stalling upstream on %s", e.upstream, e.stall)
 
 	rep.targets = newTargets(ctx, e, s.targets)
 	rep.loadStart = loadavg()
-	m := &measurer{s: &s, e: e, stall: stall, upPID: up.pid()}
+	m := &measurer{s: &s, e: e, stall: stall, upPID: up.PID()}
 	for round := 1; round <= s.rounds && ctx.Err() == nil; round++ {
 		for _, t := range rotate(rep.targets, round-1) {
 			if t.skipped != "" || ctx.Err() != nil {
@@ -218,11 +214,8 @@ func run() error {
 		if path == "-" {
 			continue
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
 		// Links in the report are relative to the file's own directory.
-		if err := os.WriteFile(path, []byte(rep.markdown(filepath.Dir(path))), 0o644); err != nil {
+		if err := benchkit.WriteResult(path, rep.markdown(filepath.Dir(path))); err != nil {
 			return err
 		}
 		logf("wrote %s", path)
@@ -234,7 +227,7 @@ func run() error {
 // it generates stays off the proxy's CPU. taskset execs the program in
 // place: the PID, and so go run's wait, stay the same.
 func pinSelf(cpu int) error {
-	if n := numCPU(); n < 2 {
+	if n := benchkit.NumCPU(); n < 2 {
 		return fmt.Errorf("needs at least 2 CPUs for the pinning, have %d", n)
 	}
 	taskset, err := exec.LookPath("taskset")
@@ -277,42 +270,4 @@ func raiseNofile(idle int) (uint64, string) {
 func rotate(ts []*target, k int) []*target {
 	k %= len(ts)
 	return append(slices.Clone(ts[k:]), ts[:k]...)
-}
-
-// goBuild compiles pkg into dir/name and returns the binary path.
-func goBuild(ctx context.Context, root, dir, name, pkg string, extra ...string) (string, error) {
-	bin := filepath.Join(dir, name)
-	args := append(append([]string{"build"}, extra...), "-o", bin, pkg)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build %s: %w", pkg, err)
-	}
-	return bin, nil
-}
-
-// moduleRoot is the directory of the go.mod this program runs in.
-func moduleRoot() (string, error) {
-	b, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(b))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("run suite inside the switchboard module")
-	}
-	return filepath.Dir(gomod), nil
-}
-
-func gitCommit(root string) string {
-	b, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(b))
-	if st, err := exec.Command("git", "-C", root, "status", "--porcelain").Output(); err == nil && len(st) > 0 {
-		c += " with uncommitted changes"
-	}
-	return c
 }

@@ -57,10 +57,10 @@ func (m *measurer) round(ctx context.Context, t *target, round int) *roundResult
 		r.fail("start", err)
 		return r
 	}
-	defer p.stop()
+	defer p.Stop()
 	pid := 0
 	if p != nil {
-		pid = p.pid()
+		pid = p.PID()
 	}
 	small, big := "http://"+addr+pathSmall, "http://"+addr+pathBig
 	if _, err := runWrk(ctx, m.e.loadCPU, small, m.s.satConns, m.s.warmup); err != nil {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/bench/internal/benchkit"
 )
 
 // profileInit is added to cmd/switchboard's main package at build time
@@ -84,7 +86,7 @@ func profileSwitchboard(ctx context.Context, e *env, s *settings) *profileResult
 		return fail(err)
 	}
 	logf("profile: building switchboard with a CPU profile hook (go build -overlay)")
-	bin, err := goBuild(ctx, e.root, e.dir, "switchboard-profiled", "./cmd/switchboard", "-overlay", ovPath)
+	bin, err := benchkit.GoBuild(ctx, e.root, e.dir, "switchboard-profiled", "./cmd/switchboard", "-overlay", ovPath)
 	if err != nil {
 		return fail(err)
 	}
@@ -97,7 +99,7 @@ func profileSwitchboard(ctx context.Context, e *env, s *settings) *profileResult
 	if err != nil {
 		return fail(err)
 	}
-	defer p.stop()
+	defer p.Stop()
 	if r.wrk, err = runWrk(ctx, e.loadCPU, "http://"+addr+pathSmall, s.satConns, s.profile); err != nil {
 		return fail(err)
 	}

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
-	"maps"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/bench/internal/benchkit"
 )
 
 type report struct {
@@ -124,8 +122,8 @@ func (r *report) markdown(dir string) string {
 	s, e := r.settings, r.env
 	b.WriteString("# Benchmark suite: what proxying costs, per core\n\n")
 	fmt.Fprintf(&b, "- Date: %s\n", r.date.UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "- Go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(&b, "- Machine: %d CPUs (%s), Linux %s, %s, %s RAM\n", numCPU(), cpuModel(), kernel(), osName(), memTotal())
+	fmt.Fprintf(&b, "- Go: %s\n", benchkit.Toolchain())
+	fmt.Fprintf(&b, "- Machine: %s, %s RAM\n", benchkit.Machine(), benchkit.MemTotal())
 	fmt.Fprintf(&b, "- Load average (1/5/15 min) at the start of the rounds: %s; at the end: %s (other work on this machine skews the figures)\n", r.loadStart, r.loadEnd)
 	for _, t := range r.targets {
 		if t.isProxy() && t.skipped == "" {
@@ -135,12 +133,12 @@ func (r *report) markdown(dir string) string {
 	fmt.Fprintf(&b, "- Upstream: %s; load: %s and this program\n", versionOf("nginx"), versionOf("wrk"))
 	fmt.Fprintf(&b, "- Command: `go run ./bench/suite %s` (took %.0fs)\n", s.flags(), r.elapsed.Seconds())
 	fmt.Fprintf(&b, "- %s\n", r.nofileNote)
-	if len(e.installed) > 0 {
-		fmt.Fprintf(&b, "- Installed by this run with apt-get: %s\n", strings.Join(e.installed, ", "))
+	if len(e.install.Installed) > 0 {
+		fmt.Fprintf(&b, "- Installed by this run with apt-get: %s\n", strings.Join(e.install.Installed, ", "))
 	}
 	for _, t := range r.targets {
 		if t.skipped != "" {
-			fmt.Fprintf(&b, "- **%s not measured**: %s\n", t.name, mdEscape(t.skipped))
+			fmt.Fprintf(&b, "- **%s not measured**: %s\n", t.name, benchkit.Escape(t.skipped))
 		}
 	}
 	if r.stopped != nil {
@@ -262,14 +260,14 @@ func (r *report) perRound(b *strings.Builder) {
 		fmt.Sprint(s.proxyCPU) + " | wrk errors | problems |\n|---|---:|---:|---:|---:|---:|---:|---|---|\n")
 	r.rows(b, func(t *target, x *roundResult) string {
 		if !x.satDone {
-			return fmt.Sprintf("| %s | %d | – | – | – | – | – | – | %s |", t.name, x.round, mdEscape(x.err))
+			return fmt.Sprintf("| %s | %d | – | – | – | – | – | – | %s |", t.name, x.round, benchkit.Escape(x.err))
 		}
 		pc := fmt.Sprintf("%.1f", x.satCPU)
 		if !t.isProxy() {
 			pc = "–"
 		}
 		return fmt.Sprintf("| %s | %d | %.0f | %d | %s | %.1f | %.0f%% | %s | %s |", t.name, x.round, x.sat.rps,
-			x.sat.requests, pc, x.satUpCPU, x.satOther, orNone(x.sat.errors), mdEscape(x.err))
+			x.sat.requests, pc, x.satUpCPU, x.satOther, orNone(x.sat.errors), benchkit.Escape(x.err))
 	})
 
 	fmt.Fprintf(b, "\n### Fixed rate, %d/s\n\n*send lag*: due time → the request's write, the load "+
@@ -286,7 +284,7 @@ func (r *report) perRound(b *strings.Builder) {
 			pc = "–"
 		}
 		return fmt.Sprintf("| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |", t.name, x.round, x.rate.sent,
-			counts(x.rate.errors), msf(quantile(l, .5)), msf(quantile(l, .9)), msf(quantile(l, .99)), msf(quantile(l, .999)),
+			benchkit.Counts(x.rate.errors, "none"), msf(quantile(l, .5)), msf(quantile(l, .9)), msf(quantile(l, .99)), msf(quantile(l, .999)),
 			msf(quantile(l, 1)), msf(quantile(x.rate.lags, .5)), msf(quantile(x.rate.lags, .99)), pc)
 	})
 
@@ -314,7 +312,7 @@ func (r *report) perRound(b *strings.Builder) {
 		i := x.idle
 		failed := fmt.Sprint(i.failed)
 		if i.firstError != "" {
-			failed += ": " + mdEscape(i.firstError)
+			failed += ": " + benchkit.Escape(i.firstError)
 		}
 		return fmt.Sprintf("| %s | %d | %d | %d | %s | %.1f | %.1f | %.0f |", t.name, x.round, i.conns, i.open, failed,
 			mib(i.before), mib(i.after), i.perConn)
@@ -333,10 +331,10 @@ func (r *report) perRound(b *strings.Builder) {
 		slices.Sort(h.rst)
 		failed := fmt.Sprint(h.failed)
 		if h.firstErr != "" {
-			failed += ": " + mdEscape(h.firstErr)
+			failed += ": " + benchkit.Escape(h.firstErr)
 		}
 		return fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %s | %s |", t.name, x.round,
-			msOrDash(h.fin, .5), msOrDash(h.fin, 1), msOrDash(h.rst, .5), msOrDash(h.rst, 1), counts(h.held), failed)
+			msOrDash(h.fin, .5), msOrDash(h.fin, 1), msOrDash(h.rst, .5), msOrDash(h.rst, 1), benchkit.Counts(h.held, "none"), failed)
 	})
 }
 
@@ -375,7 +373,7 @@ func (r *report) writeProfile(b *strings.Builder) {
 		b.WriteString("Not taken (`-profile 0`, or the run was stopped before it).\n")
 		return
 	case p.err != "":
-		fmt.Fprintf(b, "Not taken: %s\n", mdEscape(p.err))
+		fmt.Fprintf(b, "Not taken: %s\n", benchkit.Escape(p.err))
 		return
 	}
 	fmt.Fprintf(b, "switchboard has no profiling endpoint, so the suite builds it once more with a "+
@@ -410,47 +408,7 @@ func orNone(s string) string {
 	if s == "" {
 		return "none"
 	}
-	return mdEscape(s)
-}
-
-// counts renders a tally, largest first: "timeout × 3, EOF × 1".
-func counts(m map[string]int) string {
-	keys := slices.Collect(maps.Keys(m))
-	slices.SortFunc(keys, func(a, b string) int {
-		if m[a] != m[b] {
-			return m[b] - m[a]
-		}
-		return strings.Compare(a, b)
-	})
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s × %d", mdEscape(k), m[k])
-	}
-	if len(parts) == 0 {
-		return "none"
-	}
-	return strings.Join(parts, ", ")
-}
-
-func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
-
-// numCPU is the machine's online CPUs; runtime.NumCPU would count only
-// the CPUs this pinned process may use.
-func numCPU() int {
-	if b, err := exec.Command("nproc", "--all").Output(); err == nil {
-		var n int
-		if _, err := fmt.Sscan(string(b), &n); err == nil {
-			return n
-		}
-	}
-	return runtime.NumCPU()
-}
-
-func kernel() string {
-	if b, err := exec.Command("uname", "-r").Output(); err == nil {
-		return strings.TrimSpace(string(b))
-	}
-	return "?"
+	return benchkit.Escape(s)
 }
 
 func loadavg() string {
@@ -463,50 +421,18 @@ func loadavg() string {
 
 // versionOf is the version line of a load tool or the upstream.
 func versionOf(bin string) string {
-	path, err := lookSbin(bin)
+	path, err := benchkit.LookSbin(bin)
 	if err != nil {
 		return bin + " (not found)"
 	}
 	switch bin {
 	case "nginx":
-		return strings.TrimPrefix(versionLine(path, "-v"), "nginx version: ")
+		return strings.TrimPrefix(benchkit.VersionLine(path, "-v"), "nginx version: ")
 	case "wrk":
-		f := strings.Fields(versionLine(path, "--version"))
+		f := strings.Fields(benchkit.VersionLine(path, "--version"))
 		if len(f) >= 2 {
 			return "wrk " + f[1]
 		}
 	}
 	return bin
-}
-
-// cpuModel is the first "model name" in /proc/cpuinfo.
-func cpuModel() string { return fileField("/proc/cpuinfo", "model name", ":") }
-
-// osName is PRETTY_NAME from /etc/os-release.
-func osName() string { return strings.Trim(fileField("/etc/os-release", "PRETTY_NAME", "="), `"`) }
-
-func memTotal() string {
-	v := strings.TrimSuffix(fileField("/proc/meminfo", "MemTotal", ":"), " kB")
-	var kb float64
-	if _, err := fmt.Sscan(v, &kb); err != nil {
-		return "?"
-	}
-	return fmt.Sprintf("%.1f GiB", kb/(1<<20))
-}
-
-// fileField is the value after sep on the first line of path whose key is key.
-func fileField(path, key, sep string) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return "?"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), sep)
-		if ok && strings.TrimSpace(k) == key {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
 }

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/bench/internal/benchkit"
 )
 
 // env is what every target's setup and launch needs.
@@ -24,8 +26,7 @@ type env struct {
 	proxyCPU    int
 	loadCPU     int
 	idleConns   int // idle caller connections of the memory measurement
-	aptUpdated  bool
-	installed   []string // Debian packages this run installed
+	install     *benchkit.Installer
 }
 
 // target is one way for the load to reach the upstream: directly, or
@@ -163,13 +164,13 @@ func prepareNginx(ctx context.Context, e *env) *target {
 			"`keepalive 64` in the `upstream` block, `proxy_http_version 1.1` and an empty " +
 			"`Connection` header. `keepalive_requests` is raised from its default 1000 on both " +
 			"sides, so no connection is closed mid-run; buffering (`proxy_buffering on`) is at its default."}
-	bin, err := e.ensureInstalled(ctx, "nginx", "nginx")
+	bin, err := e.install.Ensure(ctx, "nginx", "nginx")
 	if err != nil {
 		t.skipped = err.Error()
 		return t
 	}
 	t.bin = bin
-	t.version = strings.TrimPrefix(versionLine(bin, "-v"), "nginx version: ")
+	t.version = strings.TrimPrefix(benchkit.VersionLine(bin, "-v"), "nginx version: ")
 	t.argv = func(e *env, conf string) []string { return []string{bin, "-p", e.dir, "-c", conf, "-e", "stderr"} }
 	return t
 }
@@ -210,13 +211,13 @@ func prepareHAProxy(ctx context.Context, e *env) *target {
 			"without it HAProxy keeps waiting for the server's response after the caller hung up, " +
 			"which the hang-up trials show as held; with it, a one-round check propagated FIN and RST " +
 			"in well under a millisecond."}
-	bin, err := e.ensureInstalled(ctx, "haproxy", "haproxy")
+	bin, err := e.install.Ensure(ctx, "haproxy", "haproxy")
 	if err != nil {
 		t.skipped = err.Error()
 		return t
 	}
 	t.bin = bin
-	t.version, _, _ = strings.Cut(versionLine(bin, "-v"), " - ") // drop the web address
+	t.version, _, _ = strings.Cut(benchkit.VersionLine(bin, "-v"), " - ") // drop the web address
 	t.argv = func(_ *env, conf string) []string { return []string{bin, "-db", "-f", conf} }
 	return t
 }
@@ -245,13 +246,13 @@ func prepareCaddy(ctx context.Context, e *env) *target {
 			"log (Caddy logs requests only with a `log` directive). `reverse_proxy` with its " +
 			"default HTTP transport, which keeps upstream connections alive " +
 			"(`keepalive 2m`, `keepalive_idle_conns_per_host 32`), as its docs advise."}
-	bin, err := e.ensureInstalled(ctx, "caddy", "caddy")
+	bin, err := e.install.Ensure(ctx, "caddy", "caddy")
 	if err != nil {
 		t.skipped = err.Error()
 		return t
 	}
 	t.bin = bin
-	t.version = versionLine(bin, "version")
+	t.version = benchkit.VersionLine(bin, "version")
 	t.argv = func(_ *env, conf string) []string {
 		return []string{bin, "run", "--config", conf, "--adapter", "caddyfile"}
 	}
@@ -320,11 +321,11 @@ func (e *env) fill(s, listen string) string {
 
 // launch starts a fresh process of t on a fresh port and checks that it
 // proxies both bodies. For direct it returns the upstream's address.
-func (t *target) launch(ctx context.Context, e *env, round int) (*proc, string, error) {
+func (t *target) launch(ctx context.Context, e *env, round int) (*benchkit.Proc, string, error) {
 	if !t.isProxy() {
 		return nil, e.upstream, nil
 	}
-	listen, err := freeAddr()
+	listen, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, "", err
 	}
@@ -340,17 +341,17 @@ func (t *target) launch(ctx context.Context, e *env, round int) (*proc, string, 
 		argv[i] = e.fill(argv[i], listen)
 	}
 	logPath := filepath.Join(e.dir, fmt.Sprintf("%s-%d.log", t.name, round))
-	p, err := startProc(t.name, logPath, e.proxyCPU, t.env, argv...)
+	p, err := startPinned(t.name, logPath, e.proxyCPU, t.env, argv...)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := p.waitListening(ctx, listen); err != nil {
-		p.stop()
+	if err := p.WaitListening(ctx, listen); err != nil {
+		p.Stop()
 		return nil, "", err
 	}
 	if err := checkBodies(ctx, listen); err != nil {
-		p.stop()
-		return nil, "", fmt.Errorf("%s: %w (log: %s)", t.name, err, p.logTail())
+		p.Stop()
+		return nil, "", fmt.Errorf("%s: %w (log: %s)", t.name, err, p.LogTail())
 	}
 	return p, listen, nil
 }
@@ -384,7 +385,7 @@ const (
 )
 
 // startUpstream writes the upstream's files and starts it on e.loadCPU.
-func startUpstream(ctx context.Context, e *env, bin string) (*proc, error) {
+func startUpstream(ctx context.Context, e *env, bin string) (*benchkit.Proc, error) {
 	www := filepath.Join(e.dir, "www")
 	if err := os.MkdirAll(www, 0o755); err != nil {
 		return nil, err
@@ -396,7 +397,7 @@ func startUpstream(ctx context.Context, e *env, bin string) (*proc, error) {
 	if err := os.WriteFile(filepath.Join(www, "1m"), big, 0o644); err != nil {
 		return nil, err
 	}
-	listen, err := freeAddr()
+	listen, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -404,18 +405,18 @@ func startUpstream(ctx context.Context, e *env, bin string) (*proc, error) {
 	if err := os.WriteFile(conf, []byte(e.fill(upstreamConf, listen)), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc("upstream nginx", filepath.Join(e.dir, "upstream.log"), e.loadCPU, nil,
+	p, err := startPinned("upstream nginx", filepath.Join(e.dir, "upstream.log"), e.loadCPU, nil,
 		bin, "-p", e.dir, "-c", conf, "-e", "stderr")
 	if err != nil {
 		return nil, err
 	}
-	if err := p.waitListening(ctx, listen); err != nil {
-		p.stop()
+	if err := p.WaitListening(ctx, listen); err != nil {
+		p.Stop()
 		return nil, err
 	}
 	e.upstream = listen
 	if err := checkBodies(ctx, listen); err != nil {
-		p.stop()
+		p.Stop()
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	return p, nil

@@ -57,3 +57,9 @@ func parseWrk(out string) (wrkResult, error) {
 	r.errors = strings.Join(errs, "; ")
 	return r, nil
 }
+
+// lastLine is the last line of a command's output, for error messages.
+func lastLine(b []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return lines[len(lines)-1]
+}

@@ -22,12 +22,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"strings"
-	"syscall"
+	"strconv"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/bench/internal/benchkit"
 )
 
 func main() {
@@ -45,10 +44,10 @@ func run() error {
 	budget := flag.Duration("budget", 100*time.Second, "stop measuring after this long and report what was measured")
 	flag.Parse()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := benchkit.RunContext(0) // -budget bounds the measuring only, below
 	defer stop()
 
-	root, err := moduleRoot()
+	root, err := benchkit.ModuleRoot("abortlat")
 	if err != nil {
 		return err
 	}
@@ -61,7 +60,7 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 	if *bin == "" {
-		if *bin, err = buildProxy(ctx, dir); err != nil {
+		if *bin, err = benchkit.GoBuild(ctx, root, dir, "switchboard", "./cmd/switchboard"); err != nil {
 			return err
 		}
 	}
@@ -75,8 +74,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	defer p.stop()
-	fmt.Fprintf(os.Stderr, "abortlat: switchboard pid %d on %s, upstream on %s\n", p.cmd.Process.Pid, p.addr, u.addr())
+	defer p.Stop()
+	fmt.Fprintf(os.Stderr, "abortlat: switchboard pid %d on %s, upstream on %s\n", p.PID(), p.addr, u.addr())
 
 	deadline := time.Now().Add(*budget)
 	began := time.Now()
@@ -101,7 +100,7 @@ func run() error {
 	}
 done:
 	elapsed := time.Since(began)
-	p.stop() // flushes and closes the access log
+	p.Stop() // flushes and closes the access log
 	logged, err := readAccessLog(p.accessLog)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "abortlat: access log:", err)
@@ -109,8 +108,8 @@ done:
 
 	rep := report{
 		date:    time.Now(),
-		nproc:   nproc(),
-		commit:  gitCommit(root),
+		nproc:   strconv.Itoa(benchkit.NumCPU()),
+		commit:  benchkit.GitCommit(root),
 		elapsed: elapsed,
 		results: results,
 		logged:  logged,
@@ -121,10 +120,7 @@ done:
 	if *out == "-" {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
+	if err := benchkit.WriteResult(*out, md); err != nil {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "abortlat: wrote", *out)
@@ -132,35 +128,3 @@ done:
 }
 
 var kinds = [2]kind{kindFIN, kindRST}
-
-// moduleRoot is the directory of the go.mod this program runs in.
-func moduleRoot() (string, error) {
-	b, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(b))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("run abortlat inside the switchboard module")
-	}
-	return filepath.Dir(gomod), nil
-}
-
-func nproc() string {
-	if b, err := exec.Command("nproc").Output(); err == nil {
-		return strings.TrimSpace(string(b))
-	}
-	return "?"
-}
-
-func gitCommit(root string) string {
-	b, err := exec.Command("git", "-C", root, "rev-parse", "--short", "HEAD").Output()
-	if err != nil {
-		return "unknown"
-	}
-	c := strings.TrimSpace(string(b))
-	if st, err := exec.Command("git", "-C", root, "status", "--porcelain").Output(); err == nil && len(st) > 0 {
-		c += " with uncommitted changes"
-	}
-	return c
-}

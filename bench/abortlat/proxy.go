@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,33 +10,22 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/bench/internal/benchkit"
 )
 
 // proxyProc is a switchboard binary started for the run.
 type proxyProc struct {
-	cmd       *exec.Cmd
+	*benchkit.Proc
 	addr      string // the bound caller listener
 	accessLog string // path of the access log file
-	exited    chan struct{}
-}
-
-// buildProxy compiles cmd/switchboard into dir and returns the binary path.
-func buildProxy(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "switchboard")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/switchboard-proxy/switchboard/cmd/switchboard")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("build switchboard: %w", err)
-	}
-	return bin, nil
 }
 
 // startProxy writes a config for upstream into dir, starts bin with it and
 // waits for the "switchboard started" line that names the bound listener.
 func startProxy(bin, dir, upstream string) (*proxyProc, error) {
-	p := &proxyProc{accessLog: filepath.Join(dir, "access.log"), exited: make(chan struct{})}
+	p := &proxyProc{accessLog: filepath.Join(dir, "access.log")}
 	cfg := fmt.Sprintf(`listeners:
   - address: 127.0.0.1:0
 admin:
@@ -59,27 +47,24 @@ routes:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(bin, "serve", "--config", cfgPath)
-	// If this program dies, so does the proxy it started.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := p.cmd.StderrPipe()
+	cmd := exec.Command(bin, "serve", "--config", cfgPath)
+	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start switchboard: %w", err)
+	if p.Proc, err = benchkit.StartCmd("switchboard", cmd); err != nil {
+		return nil, err
 	}
-	go func() { p.cmd.Wait(); close(p.exited) }()
 
 	addrc := make(chan string, 1)
 	go scanStarted(stderr, addrc)
 	select {
 	case p.addr = <-addrc:
 		return p, nil
-	case <-p.exited:
+	case <-p.Exited():
 		return nil, errors.New("switchboard exited before it started (see its log above)")
 	case <-time.After(10 * time.Second):
-		p.stop()
+		p.Stop()
 		return nil, errors.New("switchboard did not report \"switchboard started\" within 10s")
 	}
 }
@@ -101,24 +86,5 @@ func scanStarted(r io.Reader, addrc chan<- string) {
 		if !strings.Contains(string(line), `"level":"DEBUG"`) {
 			fmt.Fprintf(os.Stderr, "switchboard: %s\n", line)
 		}
-	}
-}
-
-// stop ends the proxy by PID: SIGTERM, then SIGKILL after 5s.
-func (p *proxyProc) stop() {
-	if p == nil || p.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.exited
 	}
 }

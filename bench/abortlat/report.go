@@ -7,10 +7,11 @@ import (
 	"maps"
 	"math"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/bench/internal/benchkit"
 )
 
 // logRecord is the part of switchboard's access-log line this program reads.
@@ -57,7 +58,7 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Caller hang-up propagation (R1)\n\n")
 	fmt.Fprintf(&b, "- Date: %s\n", r.date.Format(time.RFC3339))
-	fmt.Fprintf(&b, "- Go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "- Go: %s\n", benchkit.Toolchain())
 	fmt.Fprintf(&b, "- nproc: %s\n", r.nproc)
 	fmt.Fprintf(&b, "- switchboard: %s\n", r.commit)
 	fmt.Fprintf(&b, "- Command: `go run ./bench/abortlat` (measuring took %.1fs)\n\n", r.elapsed.Seconds())
@@ -94,7 +95,7 @@ func (r *report) markdown() string {
 				target = "**missed**"
 			}
 			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %d |\n",
-				ph, k, len(lat), msStr(med), msStr(p90), msStr(p99), msStr(mx), target, counts(saw), failed)
+				ph, k, len(lat), msStr(med), msStr(p90), msStr(p99), msStr(mx), target, benchkit.Counts(saw, "–"), failed)
 		}
 	}
 
@@ -153,7 +154,7 @@ func (r *report) writeLogged(b *strings.Builder) {
 				continue
 			}
 			slices.Sort(abort)
-			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %d |\n", ph, k, counts(as), msStr(pct(abort, 0.5)), msStr(pct(abort, 0.99)), missing)
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %d |\n", ph, k, benchkit.Counts(as, "–"), msStr(pct(abort, 0.5)), msStr(pct(abort, 0.99)), missing)
 		}
 	}
 }
@@ -172,23 +173,4 @@ func msStr(d time.Duration) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond))
-}
-
-// counts renders a tally, largest first: "EOF 480, RST 20".
-func counts(m map[string]int) string {
-	keys := slices.Collect(maps.Keys(m))
-	slices.SortFunc(keys, func(a, b string) int {
-		if m[a] != m[b] {
-			return m[b] - m[a]
-		}
-		return strings.Compare(a, b)
-	})
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s × %d", k, m[k])
-	}
-	if len(parts) == 0 {
-		return "–"
-	}
-	return strings.Join(parts, ", ")
 }

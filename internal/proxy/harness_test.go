@@ -40,7 +40,7 @@ type routeOpts struct {
 }
 
 // start runs switchboard with one listener on 127.0.0.1:0 and the routes.
-func start(t *testing.T, top string, routes ...routeOpts) *harness {
+func start(t testing.TB, top string, routes ...routeOpts) *harness {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("listeners:\n  - address: 127.0.0.1:0\n    read_header_timeout: 2s\n    max_header_bytes: 8KiB\nadmin:\n  address: \"off\"\ndrain_timeout: 2s\n")

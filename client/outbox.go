@@ -170,17 +170,21 @@ var (
 // concurrent use; one file can be open in one Outbox (one process) at a
 // time.
 type Outbox struct {
-	db       *bolt.DB
-	rt       http.RoundTripper
-	ownRT    bool
-	o        OutboxOptions // resolved
-	retryOn  []int
-	wake     chan struct{} // size 1: a pending wake-up is enough
-	stop     context.CancelFunc
-	done     chan struct{} // closed when the sender returns
-	closeMu  sync.Mutex    // guards closed
-	closed   bool
-	closeErr error
+	db      *bolt.DB
+	rt      http.RoundTripper
+	ownRT   bool
+	o       OutboxOptions // resolved
+	retryOn []int
+	wake    chan struct{} // size 1: a pending wake-up is enough
+	sleepMu sync.Mutex    // guards sleepUntil
+	// sleepUntil is when the sleeping sender wakes by itself; zero while
+	// it is awake, so that an entry written during its scan wakes it.
+	sleepUntil time.Time
+	stop       context.CancelFunc
+	done       chan struct{} // closed when the sender returns
+	closeMu    sync.Mutex    // guards closed
+	closed     bool
+	closeErr   error
 }
 
 var (
@@ -398,7 +402,7 @@ func (ob *Outbox) queue(e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("queue request: %w", err)
 	}
-	ob.poke()
+	ob.poke(e.Next)
 	return nil
 }
 
@@ -408,8 +412,15 @@ func (ob *Outbox) isClosed() bool {
 	return ob.closed
 }
 
-// poke wakes the sender.
-func (ob *Outbox) poke() {
+// poke wakes the sender for an entry due at due, unless it would wake by
+// then anyway: each wake-up scans the pending entries.
+func (ob *Outbox) poke(due time.Time) {
+	ob.sleepMu.Lock()
+	asleep := !ob.sleepUntil.IsZero() && !due.Before(ob.sleepUntil)
+	ob.sleepMu.Unlock()
+	if asleep {
+		return
+	}
 	select {
 	case ob.wake <- struct{}{}:
 	default:
@@ -501,7 +512,7 @@ func (ob *Outbox) Replay(id uint64) error {
 	if err != nil {
 		return fmt.Errorf("replay %d: %w", id, err)
 	}
-	ob.poke()
+	ob.poke(time.Now())
 	return nil
 }
 

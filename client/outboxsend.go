@@ -33,14 +33,32 @@ func (ob *Outbox) send(ctx context.Context) {
 			timer.Reset(time.Until(next))
 			due = timer.C
 		}
+		ob.setSleep(cmpOrTime(next, farFuture))
 		select {
 		case <-ctx.Done():
 			return
 		case <-ob.wake:
 		case <-due:
 		}
+		ob.setSleep(time.Time{})
 		timer.Stop()
 	}
+}
+
+// farFuture stands for "no entry pending": any new entry wakes the sender.
+var farFuture = time.Unix(1<<62, 0)
+
+func (ob *Outbox) setSleep(until time.Time) {
+	ob.sleepMu.Lock()
+	ob.sleepUntil = until
+	ob.sleepMu.Unlock()
+}
+
+func cmpOrTime(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t
 }
 
 // sendDue makes one attempt of every pending entry that is due and deletes

@@ -478,3 +478,22 @@ func BenchmarkOutboxQueue(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }
+
+// TestOutboxExpires: an entry still undelivered at MaxAge is dead.
+func TestOutboxExpires(t *testing.T) {
+	addr := freeAddr(t)
+	opts := quick
+	opts.MaxAge = 50 * time.Millisecond
+	ob, outcomes := openOutbox(t, opts)
+	rc, err := ob.Send(t.Context(), post(t, "http://"+addr, "x"))
+	if err != nil || !rc.Queued {
+		t.Fatalf("receipt %+v, %v", rc, err)
+	}
+	e := awaitOutcome(t, outcomes)
+	if e.State != client.Dead || e.Reason != "expired" || e.Ended.Before(e.Created) {
+		t.Fatalf("outcome %+v", e)
+	}
+	if l, _ := ob.List(client.Dead); len(l) != 1 {
+		t.Fatalf("dead list %v", l)
+	}
+}

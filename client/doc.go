@@ -80,6 +80,16 @@
 // [Transport.Stats] returns counters of requests, attempts, retries and
 // refused retries by reason, and exhausted budgets, for export as metrics.
 //
-// Not yet here: the outbox that keeps requests for later delivery when the
-// server cannot be reached.
+// # Queueing for later
+//
+// An [Outbox] ([OpenOutbox]) keeps the requests that could not be delivered
+// now in a local bbolt file and delivers them from one background goroutine
+// with backoff, until each is delivered (2xx, 3xx), dead (its attempts or
+// its age ran out, or the server rejected it), or dropped. [Outbox.Send]
+// tries a request at once and queues it only when later delivery may mend
+// the failure; it returns once the entry is fsynced. Every attempt carries
+// the same Idempotency-Key, so delivery is at least once, and exactly once
+// at a server that applies each key once. [Outbox.List], [Outbox.Get],
+// [Outbox.Replay] and [Outbox.Drop] inspect and manage the entries;
+// OutboxOptions.OnOutcome and Outcomes report each entry's end.
 package client

@@ -1,16 +1,20 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/switchboard-proxy/switchboard/client"
 	"github.com/switchboard-proxy/switchboard/hangup"
@@ -131,4 +135,49 @@ func ExampleTransport_error() {
 	// Output:
 	// GET: upstream hung up in await_headers with a reset; 3 attempt(s); no retry because attempts_exhausted; ECONNRESET: true
 	// POST: upstream hung up in await_headers with a reset; 1 attempt(s); no retry because not_idempotent; ECONNRESET: true
+}
+
+// A POST the server cannot take now (503) is written to the outbox file and
+// delivered by the outbox's sender once the server recovers.
+func ExampleOutbox() {
+	var n atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "applied %s", body)
+	}))
+	defer srv.Close()
+
+	dir, err := os.MkdirTemp("", "outbox")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	done := make(chan client.Entry)
+	ob, err := client.OpenOutbox(filepath.Join(dir, "outbox.db"), client.OutboxOptions{
+		BackoffBase: 10 * time.Millisecond,
+		Outcomes:    done,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer ob.Close()
+
+	req, _ := http.NewRequest("POST", srv.URL+"/invoices", strings.NewReader("invoice 7"))
+	rc, err := ob.Send(context.Background(), req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("queued:", rc.Queued)
+	e := <-done
+	fmt.Println(e.State, e.Status, string(e.Response), "after", len(e.Attempts), "attempts")
+	// Output:
+	// queued: true
+	// delivered 200 applied invoice 7 after 2 attempts
 }

@@ -174,11 +174,7 @@ func (ob *Outbox) deliver(ctx context.Context, e *Entry) {
 // BackoffBase·2^(n-1), capped at BackoffMax, or longer when the answer's
 // Retry-After asks for it.
 func (ob *Outbox) delay(n int, res *http.Response) time.Duration {
-	ceiling := ob.o.BackoffBase
-	for i := 1; i < n && ceiling < ob.o.BackoffMax; i++ {
-		ceiling *= 2
-	}
-	d := time.Duration(rand.Float64() * float64(min(ceiling, ob.o.BackoffMax)))
+	d := attempt.Backoff(ob.o.BackoffBase, ob.o.BackoffMax, n, rand.Float64())
 	if res != nil && (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable) {
 		if ra, ok := attempt.ParseRetryAfter(res.Header.Get("Retry-After"), time.Now()); ok {
 			d = max(d, ra)

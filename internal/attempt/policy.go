@@ -206,18 +206,25 @@ func (l *Loop) retryOn(status int) bool {
 	return false
 }
 
-// backoff draws the wait before the next attempt: uniform in [0, ceiling)
-// with the ceiling doubling per retry from BackoffBase up to BackoffMax.
+// backoff draws the wait before the next attempt.
 func (l *Loop) backoff() time.Duration {
-	ceiling := l.p.BackoffBase
-	for i := 1; i < l.attempts && ceiling < l.p.BackoffMax; i++ {
+	return Backoff(l.p.BackoffBase, l.p.BackoffMax, l.attempts, l.p.rand())
+}
+
+// Backoff is the wait after attempt n (1 for the first) with "full
+// jitter": r (uniform in [0, 1)) times a ceiling that starts at base and
+// doubles per attempt up to limit. Everything that retries (the proxy, the
+// client, its outbox) waits by this one rule.
+func Backoff(base, limit time.Duration, n int, r float64) time.Duration {
+	ceiling := base
+	for i := 1; i < n && ceiling < limit; i++ {
 		ceiling *= 2
 	}
-	ceiling = min(ceiling, l.p.BackoffMax)
+	ceiling = min(ceiling, limit)
 	if ceiling <= 0 {
 		return 0
 	}
-	return time.Duration(l.p.rand() * float64(ceiling))
+	return time.Duration(r * float64(ceiling))
 }
 
 // ParseRetryAfter reads a Retry-After value (RFC 9110 §10.2.3): a number of

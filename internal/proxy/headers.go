@@ -30,7 +30,10 @@ func copyHeader(dst, src http.Header) {
 		if isHopHeader(k) || namedIn(conn, k) {
 			continue
 		}
-		dst[k] = append(dst[k][:0:0], vv...)
+		// The value slice is shared, not copied: neither side changes
+		// values in place, and the capacity is capped so that an append
+		// on either side reallocates instead of writing into the other.
+		dst[k] = vv[:len(vv):len(vv)]
 	}
 }
 

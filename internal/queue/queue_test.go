@@ -485,3 +485,30 @@ func TestExternalURL(t *testing.T) {
 	}
 	waitState(t, q, id, Delivered)
 }
+
+// TestMessageWithoutRecord stores a message as Put does and stops before
+// the record, as a crash between the two writes would: the worker writes
+// the record from the message and delivers it.
+func TestMessageWithoutRecord(t *testing.T) {
+	q := openQueue(t, t.TempDir())
+	m := post("hooks", "orphan")
+	m.ID, m.IdempotencyKey, m.Arrived = "orphan1", "orphan1", time.Now()
+	data, err := m.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.js.Publish(t.Context(), q.workSubject(), data); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Get(t.Context(), m.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get before delivery: %v", err)
+	}
+	got := deliverAll(t, q, 1)
+	if string(got[m.ID].Body) != "orphan" {
+		t.Fatalf("delivered %v", got)
+	}
+	r := waitState(t, q, m.ID, Delivered)
+	if r.Route != "hooks" || r.Attempts != 1 {
+		t.Errorf("record %+v", r)
+	}
+}

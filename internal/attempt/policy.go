@@ -66,6 +66,14 @@ func (p *Policy) Start(deadline time.Time) Loop {
 	return Loop{p: p, attempts: 1, deadline: deadline}
 }
 
+// Resume continues the attempts of a request that has already made
+// attempts of them (at least 1), for one whose retry state outlived the
+// process, such as a delivery in the queue. Unlike Start it does not count
+// the request in the budget again.
+func (p *Policy) Resume(attempts int, deadline time.Time) Loop {
+	return Loop{p: p, attempts: max(attempts, 1), deadline: deadline}
+}
+
 // Attempts returns how many attempts have started, counting the first.
 func (l *Loop) Attempts() int { return l.attempts }
 

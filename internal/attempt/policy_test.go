@@ -278,3 +278,22 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestResume checks that a resumed loop backs off and counts as the loop it
+// continues would.
+func TestResume(t *testing.T) {
+	p := testPolicy(newClock())
+	p.MaxAttempts = 4
+	l := p.Resume(2, time.Time{})
+	// After the second attempt the ceiling is 50ms; the draw is 0.5.
+	if v := l.After(Result{Status: 502, Request: get}); !v.Retry || v.Delay != 25*time.Millisecond {
+		t.Fatalf("after attempt 2: %+v, want a retry in 25ms", v)
+	}
+	if l.Attempts() != 3 {
+		t.Fatalf("Attempts = %d, want 3", l.Attempts())
+	}
+	l = p.Resume(4, time.Time{})
+	if v := l.After(Result{Status: 502, Request: get}); v.Retry || v.Reason != ReasonAttempts {
+		t.Fatalf("after attempt 4: %+v, want %s", v, ReasonAttempts)
+	}
+}

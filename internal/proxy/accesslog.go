@@ -98,7 +98,11 @@ func (ex *exchange) finish() {
 		} else if ex.res != nil {
 			last.Status = ex.res.StatusCode
 		}
-		attrs = append(attrs, slog.Any(keyAttempts, append(ex.tries, last)), slog.Int(keyRetries, len(ex.tries)))
+		list := ex.tries
+		if !ex.tryLogged {
+			list = append(list, last)
+		}
+		attrs = append(attrs, slog.Any(keyAttempts, list), slog.Int(keyRetries, len(list)-1))
 	}
 	if ex.noRetry != "" {
 		attrs = append(attrs, slog.String(keyNoRetry, ex.noRetry))

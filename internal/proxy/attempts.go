@@ -47,6 +47,12 @@ func (ex *exchange) serve(t *table) {
 		} else {
 			tr.result = statusResult(res.StatusCode)
 			tr.endpoint.ObserveKeepAlive(res.Header)
+			if tr.idled.Load() {
+				// A bodyless response's connection went idle before
+				// RoundTrip returned, before the hint was learned:
+				// arm its retirement again (a no-op if it was taken).
+				tr.putIdleConn(nil)
+			}
 			if ex.route.retry != nil {
 				v = ex.loop.After(attempt.Result{Status: res.StatusCode, RetryAfter: res.Header.Get("Retry-After"), Request: ex.retryInfo()})
 			}
@@ -62,6 +68,7 @@ func (ex *exchange) serve(t *table) {
 			tr.cancel(nil)
 		}
 		ex.h.metrics.Retry(ex.route.name, v.Reason)
+		tr.stop() // the endpoint's slot and health signal are not held through the wait
 		if !ex.backoff(v.Delay) {
 			return
 		}
@@ -110,7 +117,7 @@ func (ex *exchange) send(tr *try, t *table) (*http.Response, error) {
 				ex.logTry(0, &f, "")
 				r.tr.result = failureResult(f)
 				r.tr.stop()
-				ex.try, ex.endpoint = other, other.endpoint
+				ex.try, ex.endpoint, ex.tryLogged = other, other.endpoint, false
 				continue
 			}
 			// The other attempt lost: abort it, drop what it brings.
@@ -125,14 +132,18 @@ func (ex *exchange) send(tr *try, t *table) (*http.Response, error) {
 				}
 				other.stop()
 			}()
-			ex.try, ex.endpoint = r.tr, r.tr.endpoint
+			ex.try, ex.endpoint, ex.tryLogged = r.tr, r.tr.endpoint, false
 			return r.res, r.err
 		case <-timer.C:
-			if hedge != nil || pending == 0 || !ex.loop.Hedge() {
+			if hedge != nil || pending == 0 {
 				continue
 			}
 			lease := ex.route.pool.TryAcquire([]*upstream.Endpoint{tr.endpoint})
 			if lease == nil {
+				continue // no free slot: no hedge, and nothing charged
+			}
+			if !ex.loop.Hedge() {
+				lease.Release(upstream.ResultIgnore)
 				continue
 			}
 			hedge = ex.startTry(lease)
@@ -275,6 +286,7 @@ type try struct {
 	written atomic.Int64 // bytes uconn had written when it was assigned
 	conns   atomic.Int32 // connections assigned; more than one means the transport replayed the request
 	use     atomic.Int64 // which use of uconn this attempt is (upstream.Conn.Busy)
+	idled   atomic.Bool  // uconn went back to the idle pool
 
 	// wrote is closed once the transport reports the request, or a
 	// bodyless request's headers, written (or failed to write).
@@ -310,7 +322,7 @@ func (ex *exchange) newTry() *try {
 	}
 	ex.phase = hangup.PhaseNone
 	tr := ex.startTry(lease)
-	ex.try, ex.endpoint = tr, tr.endpoint
+	ex.try, ex.endpoint, ex.tryLogged = tr, tr.endpoint, false
 	return tr
 }
 
@@ -323,6 +335,9 @@ func (ex *exchange) startTry(lease *upstream.Lease) *try {
 	tr.setPhase(hangup.Connect)
 	if d := ex.route.perTry; d > 0 {
 		tr.perTry = time.AfterFunc(d, func() {
+			if tr.timersStopped() {
+				return // the response header came in time
+			}
 			tr.cancel(&hangup.TimeoutError{Phase: tr.getPhase(), After: d})
 		})
 	}
@@ -438,6 +453,7 @@ func (tr *try) gotConn(info httptrace.GotConnInfo) {
 // connection goes back to the idle list (rule R6).
 func (tr *try) putIdleConn(err error) {
 	if c := tr.uconn.Load(); err == nil && c != nil && !tr.h2.Load() {
+		tr.idled.Store(true)
 		tr.endpoint.Idle(c, tr.use.Load())
 	}
 }
@@ -467,9 +483,20 @@ func (tr *try) wroteRequest(info httptrace.WroteRequestInfo) {
 	defer tr.mu.Unlock()
 	if !tr.timersOff {
 		tr.header = time.AfterFunc(d, func() {
+			if tr.timersStopped() {
+				return
+			}
 			tr.cancel(&hangup.TimeoutError{Phase: hangup.AwaitHeaders, After: d})
 		})
 	}
+}
+
+// timersStopped reports whether headersIn ran: a timer that fires anyway
+// (Stop cannot stop a callback already started) must do nothing.
+func (tr *try) timersStopped() bool {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.timersOff
 }
 
 // headersIn stops the timers that end with the response header.
@@ -526,6 +553,7 @@ func (ex *exchange) logTry(status int, f *attempt.Failure, retry string) {
 		l.Side, l.Phase, l.Kind = f.Side.String(), f.Phase.String(), f.Kind.String()
 	}
 	ex.tries = append(ex.tries, l)
+	ex.tryLogged = true
 }
 
 // replayBody keeps the first bytes of the caller's body, up to limit, so

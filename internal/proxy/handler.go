@@ -90,6 +90,7 @@ type exchange struct {
 	loop        attempt.Loop // the retry state, when the route retries
 	try         *try         // the current (or last) attempt
 	tries       []tryLog     // every attempt but the last, for the access log
+	tryLogged   bool         // the current try is in tries already: the exchange ended between attempts
 	noRetry     string       // why a failed attempt was not retried, if it was not
 	endpoint    *upstream.Endpoint
 	res         *http.Response

@@ -74,7 +74,16 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err != nil {
 		return nil, err
 	}
+	dialDone(ctx)
 	return c, nil
+}
+
+// dialDone forgets the connection of a finished dial: from now on it is
+// the transport's, which may give it to another request.
+func dialDone(ctx context.Context) {
+	if dc := dialControlFrom(ctx); dc != nil {
+		dc.conn.Store(nil)
+	}
 }
 
 func (d *dialer) dialTCP(ctx context.Context, network, addr string) (*Conn, error) {
@@ -114,10 +123,12 @@ func (d *dialer) DialTLSContext(ctx context.Context, network, addr string) (net.
 		}
 		return nil, &hangup.DialError{Addr: addr, Err: err}
 	}
+	dialDone(ctx)
 	return tc, nil
 }
 
-// Conn returns the connection the dialer made for this request, or nil if
-// none was made yet. The proxy closes it when the caller hangs up while the
-// connection is still being set up (TLS handshake).
+// Conn returns the connection the dialer is still setting up for this
+// request (TCP connected, TLS handshake in progress), or nil. The proxy
+// closes it when the caller hangs up meanwhile. Once the dial returns, the
+// connection belongs to the transport and Conn returns nil.
 func (dc *DialControl) Conn() *Conn { return dc.conn.Load() }

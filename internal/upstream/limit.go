@@ -26,7 +26,37 @@ type grant struct {
 func (p *Pool) enqueueLocked(avoid []*Endpoint) *waiter {
 	w := &waiter{avoid: avoid, grant: make(chan grant, 1)}
 	w.elem = p.waiters.PushBack(w)
+	p.wakeAtEjectionEndLocked(p.now())
 	return w
+}
+
+// wakeAtEjectionEndLocked arranges for the queue to be served again when
+// the first ejected endpoint comes back: its free slots are then there for
+// the waiters, which no Release would otherwise tell.
+func (p *Pool) wakeAtEjectionEndLocked(now time.Time) {
+	var first time.Time
+	for _, e := range p.endpoints {
+		if u := e.st.ejectedUntil; u.After(now) && (first.IsZero() || u.Before(first)) {
+			first = u
+		}
+	}
+	if first.IsZero() || !p.wakeAt.IsZero() && !first.Before(p.wakeAt) && p.wakeAt.After(now) {
+		return // nothing to wait for, or a wake-up at or before it is set
+	}
+	if p.wake != nil {
+		p.wake.Stop()
+	}
+	p.wakeAt = first
+	p.wake = time.AfterFunc(first.Sub(now), func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.wakeAt = time.Time{}
+		now := p.now()
+		p.dispatchLocked(now)
+		if p.waiters.Len() > 0 {
+			p.wakeAtEjectionEndLocked(now)
+		}
+	})
 }
 
 // wait blocks until w is granted a slot, ctx ends or the queue timeout

@@ -241,3 +241,25 @@ func TestQueueFailsWhenAllEjected(t *testing.T) {
 		}
 	})
 }
+
+// A waiter is served when an ejected endpoint comes back, not only on the
+// next Release: the endpoint's free slot is there for it.
+func TestQueueServedWhenEjectionEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestPool(t, config.Pool{MaxConnsPerEndpoint: 1, Endpoints: weighted(1, 1), QueueTimeout: config.Duration(time.Second),
+			Health: config.Health{Passive: config.PassiveHealth{ConsecutiveFailures: 1, BaseEjection: config.Duration(200 * time.Millisecond)}}})
+		a := mustAcquire(t, p)
+		b := mustAcquire(t, p, a.Endpoint)
+		b.Release(ResultConnectFailure) // b's endpoint is ejected for 200ms
+		w := acquireAsync(t.Context(), p)
+		if n := queued(p); n != 1 {
+			t.Fatalf("queued = %d, want 1 (a full, b ejected)", n)
+		}
+		got := <-w
+		if got.err != nil || got.lease.Endpoint != b.Endpoint || got.after != 200*time.Millisecond {
+			t.Fatalf("waiter: %v on %v after %v, want b's endpoint after 200ms", got.err, got.lease, got.after)
+		}
+		got.lease.Release(ResultOK)
+		a.Release(ResultOK)
+	})
+}

@@ -52,10 +52,12 @@ type Pool struct {
 	health       *http.Transport  // probes; nil without active checks
 	now          func() time.Time // the clock for ejections; tests set their own
 
-	mu        sync.Mutex // guards endpoints' balancing and health state, and waiters
+	mu        sync.Mutex // guards endpoints' balancing and health state, waiters and the wake timer
 	endpoints []*Endpoint
 	total     int
-	waiters   list.List // of *waiter, first come first served
+	waiters   list.List   // of *waiter, first come first served
+	wake      *time.Timer // serves the queue when an ejection ends
+	wakeAt    time.Time
 
 	life    sync.Mutex // guards started, closed and stop
 	started bool
@@ -149,6 +151,11 @@ func (p *Pool) Close() {
 		stop()
 	}
 	p.checks.Wait()
+	p.mu.Lock()
+	if p.wake != nil {
+		p.wake.Stop()
+	}
+	p.mu.Unlock()
 	if p.health != nil {
 		p.health.CloseIdleConnections()
 	}

@@ -512,3 +512,33 @@ func TestMessageWithoutRecord(t *testing.T) {
 		t.Errorf("record %+v", r)
 	}
 }
+
+// TestRoutePolicy checks that a route's own policy decides its retries,
+// and that other routes fall back to Policy.
+func TestRoutePolicy(t *testing.T) {
+	q := openQueue(t, t.TempDir())
+	f := &flaky{}
+	f.failing.Store(true)
+	once := testPolicy()
+	once.MaxAttempts = 1
+	runWorker(t, q, WorkerConfig{Deliver: f.deliver, RoutePolicy: func(route string) *attempt.Policy {
+		if route == "once" {
+			return once
+		}
+		return nil
+	}})
+	idOnce, err := q.Put(t.Context(), post("once", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idOther, err := q.Put(t.Context(), post("other", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := waitState(t, q, idOnce, Dead); r.Attempts != 1 {
+		t.Errorf("route with its own policy: %d attempts, want 1", r.Attempts)
+	}
+	if r := waitState(t, q, idOther, Dead); r.Attempts != 3 {
+		t.Errorf("route without: %d attempts, want Policy's 3", r.Attempts)
+	}
+}

@@ -42,6 +42,11 @@ type WorkerConfig struct {
 	// Retry-After up to RetryAfterMax). Required. A response that is not
 	// to be retried ends the delivery as delivered, whatever its status.
 	Policy *attempt.Policy
+	// RoutePolicy, when set, returns the policy for a delivery of the
+	// named route, so routes can retry differently through one shared
+	// consumer; a nil result means Policy. It is called once per attempt
+	// and must be safe for concurrent use.
+	RoutePolicy func(route string) *attempt.Policy
 	// MaxAge, when not zero, dead-letters a delivery that has not
 	// succeeded this long after it arrived.
 	MaxAge time.Duration
@@ -340,7 +345,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, m *Message, atte
 	if out.Header != nil {
 		res.RetryAfter = out.Header.Get("Retry-After")
 	}
-	loop := w.cfg.Policy.Resume(attempts, deadline)
+	loop := w.policy(m.Route).Resume(attempts, deadline)
 	v := loop.After(res)
 	o.Verdict = v.Reason
 	switch {
@@ -361,6 +366,16 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, m *Message, atte
 	default:
 		w.deadLetter(ctx, msg, m, cmp.Or(v.Reason, reasonNotRetryable), &o)
 	}
+}
+
+// policy returns the retry policy for a delivery of route.
+func (w *Worker) policy(route string) *attempt.Policy {
+	if w.cfg.RoutePolicy != nil {
+		if p := w.cfg.RoutePolicy(route); p != nil {
+			return p
+		}
+	}
+	return w.cfg.Policy
 }
 
 func (w *Worker) response(out Outcome) *Response {

@@ -125,20 +125,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err != nil {
 			return nil
 		}
-		msgs, err := w.fetch(ctx, n)
+		got, err := w.fetch(ctx, n, func(msg jetstream.Msg) {
+			wg.Go(func() {
+				defer func() { <-slots }()
+				w.handle(ctx, msg)
+			})
+		})
 		if err != nil && ctx.Err() == nil {
 			w.cfg.Logger.Warn("queue: fetch", logKeyErr, err)
 			if attempt.Wait(ctx, time.Second) != nil {
 				return nil
 			}
 		}
-		for _, msg := range msgs {
-			wg.Go(func() {
-				defer func() { <-slots }()
-				w.handle(ctx, msg)
-			})
-		}
-		for range n - len(msgs) {
+		for range n - got {
 			<-slots
 		}
 	}
@@ -164,25 +163,28 @@ func acquire(ctx context.Context, slots chan struct{}) (int, error) {
 	return n, nil
 }
 
-// fetch pulls up to n messages, waiting a few seconds at most. Messages are
-// fetched only for free slots, so none waits in a buffer while its AckWait
-// runs out.
-func (w *Worker) fetch(ctx context.Context, n int) ([]jetstream.Msg, error) {
+// fetch pulls up to n messages, waiting a few seconds at most, and hands
+// each to start as soon as it arrives (a batch is not complete until n
+// messages came or the wait ended), then returns how many it handed over.
+// Messages are fetched only for free slots, so none waits in a buffer
+// while its AckWait runs out.
+func (w *Worker) fetch(ctx context.Context, n int, start func(jetstream.Msg)) (int, error) {
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	batch, err := w.cons.Fetch(n, jetstream.FetchContext(fctx))
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	var msgs []jetstream.Msg
+	got := 0
 	for msg := range batch.Messages() {
-		msgs = append(msgs, msg)
+		got++
+		start(msg)
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) &&
 		!errors.Is(err, context.Canceled) && !errors.Is(err, jetstream.ErrNoMessages) {
-		return msgs, err
+		return got, err
 	}
-	return msgs, nil
+	return got, nil
 }
 
 // Reasons a delivery ends that the attempt loop does not give.

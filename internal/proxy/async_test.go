@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/config"
 )
 
 // hookRecorder is an upstream that records every request it gets.
@@ -305,4 +307,23 @@ func hookUpstream(t *testing.T, h http.Handler) string {
 		s.Close()
 	})
 	return s.URL
+}
+
+// TestReloadCannotAddFirstAsyncRoute: the queue opens only at start, so a
+// reload that would need it is rejected and the old config stays.
+func TestReloadCannotAddFirstAsyncRoute(t *testing.T) {
+	up := hookUpstream(t, &hookRecorder{})
+	h := start(t, "", routeOpts{upstream: up})
+	src := fmt.Sprintf("listeners:\n  - address: %s\nadmin:\n  address: \"off\"\nqueue:\n  dir: %s\npools:\n  - name: p0\n    endpoints:\n      - url: %s\nroutes:\n  - pool: p0\n%s",
+		h.addr, t.TempDir(), up, asyncRoute("1s", "5m"))
+	cfg, err := config.Parse("async.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.srv.Reload(cfg); err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Errorf("Reload = %v, want an error asking for a restart", err)
+	}
+	if h.srv.QueueForTest() != nil {
+		t.Error("a queue is open after the rejected reload")
+	}
 }

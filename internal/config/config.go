@@ -44,6 +44,15 @@ const (
 	defaultBufferBody         = 1 << 20
 	defaultBudgetRatio        = 0.2
 	defaultBudgetMinPerSecond = 10
+
+	defaultQueueDir         = "switchboard-queue"
+	defaultQueueMaxBody     = 1 << 20
+	defaultQueueConcurrency = 4
+	defaultQueueAckWait     = 30 * time.Second
+	defaultQueueMaxAttempts = 10
+	defaultQueueMaxAge      = 24 * time.Hour
+	defaultQueueBackoffBase = time.Second
+	defaultQueueBackoffMax  = 5 * time.Minute
 )
 
 // defaultRetryOnStatus returns a fresh copy of the default
@@ -55,6 +64,13 @@ const (
 	maxAttemptsLimit = 10
 	minRetryStatus   = 400
 	maxRetryStatus   = 599
+)
+
+// Limits on the queue settings.
+const (
+	maxQueueAttempts    = 1000
+	maxQueueBody        = 32 << 20
+	maxQueueConcurrency = 1024
 )
 
 // Limits on Listener.MaxHeaderBytes.
@@ -81,6 +97,9 @@ type Config struct {
 	DrainDelay Duration `yaml:"drain_delay"`
 	Pools      []Pool   `yaml:"pools"`  // at least one
 	Routes     []Route  `yaml:"routes"` // at least one; first match in order wins
+	// Queue configures the delivery queue of async routes (rule R9). It
+	// is opened only when some route has mode async.
+	Queue Queue `yaml:"queue"`
 
 	// File is the name the config came from ("" for flags); used in errors.
 	File string `yaml:"-"`
@@ -222,6 +241,43 @@ type Route struct {
 	MaxRequestBody    Size     `yaml:"max_request_body"`    // default 10MiB
 	Retries           Retries  `yaml:"retries"`             //
 	Hedge             Hedge    `yaml:"hedge"`               //
+	// Mode is "sync" (default: relay the upstream's answer) or "async"
+	// (store the request durably, answer 202 with a status URL, deliver
+	// in the background). "fallback" is reserved and not supported yet.
+	Mode  string     `yaml:"mode"`
+	Queue RouteQueue `yaml:"queue"` // delivery settings of an async route
+}
+
+// Route modes.
+const (
+	ModeSync     = "sync"
+	ModeAsync    = "async"
+	ModeFallback = "fallback"
+)
+
+// Queue configures the delivery queue (rule R9): a NATS JetStream store,
+// embedded in the process by default.
+type Queue struct {
+	// Dir is where the embedded NATS server keeps its data; default
+	// "switchboard-queue" beside the config file. A relative path is
+	// resolved against the config file's directory. Ignored when URL is
+	// set.
+	Dir string `yaml:"dir"`
+	// URL names an external NATS server or cluster ("nats://h1:4222,
+	// nats://h2:4222") to use instead of the embedded one; default ""
+	// (embedded).
+	URL         string   `yaml:"url"`
+	MaxBody     Size     `yaml:"max_body"`    // default 1MiB; larger async request bodies get 413; at most 32MiB
+	Concurrency int      `yaml:"concurrency"` // default 4; deliveries made at once by this instance, 1..1024
+	AckWait     Duration `yaml:"ack_wait"`    // default 30s; a delivery held this long without progress goes to another worker; at least 1s
+}
+
+// RouteQueue configures the delivery of an async route's requests.
+type RouteQueue struct {
+	MaxAttempts int      `yaml:"max_attempts"` // default 10, counting the first; 1..1000
+	MaxAge      Duration `yaml:"max_age"`      // default 24h; undelivered this long after arrival: dead-lettered
+	BackoffBase Duration `yaml:"backoff_base"` // default 1s; first backoff ceiling, doubling per retry (full jitter)
+	BackoffMax  Duration `yaml:"backoff_max"`  // default 5m; cap on the backoff ceiling
 }
 
 // Retries says when a failed attempt is tried again. Only safe requests are
@@ -294,6 +350,16 @@ func (c *Config) Route(name string) *Route {
 		}
 	}
 	return nil
+}
+
+// UsesQueue reports whether some route needs the delivery queue.
+func (c *Config) UsesQueue() bool {
+	for i := range c.Routes {
+		if c.Routes[i].Mode != ModeSync {
+			return true
+		}
+	}
+	return false
 }
 
 // Pool returns the pool with the given name, or nil.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -55,6 +56,8 @@ func TestExampleShowsDefaults(t *testing.T) {
 	var wantRoute Route
 	wantRoute.applyDefaults(0)
 	l, p, r := c.Listeners[0], c.Pools[0], c.Routes[1]
+	wantQueue := want.Queue
+	wantQueue.Dir = filepath.Join("../..", defaultQueueDir) // resolved against the example's directory
 	checks := []struct {
 		name      string
 		got, want any
@@ -80,6 +83,10 @@ func TestExampleShowsDefaults(t *testing.T) {
 		{"retries", r.Retries, wantRoute.Retries},
 		{"events retries", c.Routes[0].Retries, wantRoute.Retries},
 		{"hedge", r.Hedge, wantRoute.Hedge},
+		{"mode", r.Mode, ModeSync},
+		{"route queue", r.Queue, wantRoute.Queue},
+		{"events route queue", c.Routes[0].Queue, wantRoute.Queue},
+		{"queue", c.Queue, wantQueue},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {
@@ -436,4 +443,29 @@ func errorField(err error) string {
 		return fmt.Sprint(err)
 	}
 	return ce.Field + ": " + ce.Msg
+}
+
+// TestQueueDefaults checks the queue defaults, the resolved data dir and
+// which configs need the queue at all.
+func TestQueueDefaults(t *testing.T) {
+	c, err := Parse("conf/minimal.yaml", []byte(minimalYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.UsesQueue() {
+		t.Error("UsesQueue() = true for a config with only sync routes")
+	}
+	wantQ := Queue{Dir: filepath.Join("conf", "switchboard-queue"), MaxBody: 1 << 20, Concurrency: 4, AckWait: Duration(30 * time.Second)}
+	if c.Queue != wantQ {
+		t.Errorf("queue = %+v; want %+v", c.Queue, wantQ)
+	}
+	async, err := Parse("async.yaml", []byte(minimalYAML+"    mode: async\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := async.Routes[1]
+	wantR := RouteQueue{MaxAttempts: 10, MaxAge: Duration(24 * time.Hour), BackoffBase: Duration(time.Second), BackoffMax: Duration(5 * time.Minute)}
+	if !async.UsesQueue() || r.Mode != ModeAsync || r.Queue != wantR || async.Routes[0].Mode != ModeSync {
+		t.Errorf("UsesQueue() = %v, route %q %+v; want true, async %+v", async.UsesQueue(), r.Mode, r.Queue, wantR)
+	}
 }

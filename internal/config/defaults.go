@@ -20,6 +20,23 @@ func (c *Config) applyDefaults() {
 	for i := range c.Routes {
 		c.Routes[i].applyDefaults(i)
 	}
+	c.Queue.applyDefaults()
+}
+
+// applyDefaults fills in the queue settings. Dir stays relative here;
+// validation resolves it against the config file's directory.
+func (q *Queue) applyDefaults() {
+	orString(&q.Dir, defaultQueueDir)
+	orSize(&q.MaxBody, defaultQueueMaxBody)
+	orInt(&q.Concurrency, defaultQueueConcurrency)
+	orDuration(&q.AckWait, defaultQueueAckWait)
+}
+
+func (q *RouteQueue) applyDefaults() {
+	orInt(&q.MaxAttempts, defaultQueueMaxAttempts)
+	orDuration(&q.MaxAge, defaultQueueMaxAge)
+	orDuration(&q.BackoffBase, defaultQueueBackoffBase)
+	orDuration(&q.BackoffMax, defaultQueueBackoffMax)
 }
 
 func (l *Listener) applyDefaults() {
@@ -70,6 +87,8 @@ func (r *Route) applyDefaults(index int) {
 	orSize(&r.MaxRequestBody, defaultMaxRequestBody)
 	r.Timeouts.applyDefaults()
 	r.Retries.applyDefaults()
+	orString(&r.Mode, ModeSync)
+	r.Queue.applyDefaults()
 	// Hedge.Delay's default is 0, hedging off: nothing to fill in.
 }
 

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 )
 
 // validator checks a defaulted Config and resolves its derived fields. It
@@ -21,7 +24,7 @@ type validator struct {
 }
 
 func (v *validator) validate() *Error {
-	checks := []func() *Error{v.listeners, v.admin, v.clashes, v.accessLog, v.trustedProxies, v.pools, v.routes}
+	checks := []func() *Error{v.listeners, v.admin, v.clashes, v.accessLog, v.trustedProxies, v.pools, v.routes, v.queue}
 	for _, check := range checks {
 		if e := check(); e != nil {
 			return e
@@ -273,4 +276,29 @@ func (v *validator) clash(later, earlier boundAddr) *Error {
 type boundAddr struct {
 	field, raw string
 	addr       hostPort
+}
+
+// queue checks the queue section. It is checked whether or not a route
+// uses the queue, so a mistake shows before the first async route does.
+func (v *validator) queue() *Error {
+	q := &v.c.Queue
+	q.Dir = v.resolve(q.Dir)
+	if q.URL != "" {
+		for _, u := range strings.Split(q.URL, ",") {
+			pu, err := url.Parse(strings.TrimSpace(u))
+			if err != nil || pu.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, pu.Scheme) {
+				return v.errf("queue.url", "invalid NATS URL %q: want nats://host:port (or tls://, ws://, wss://), comma-separated", strings.TrimSpace(u))
+			}
+		}
+	}
+	if q.MaxBody <= 0 || q.MaxBody > maxQueueBody {
+		return v.errf("queue.max_body", "must be between 1 byte and 32MiB, got %d bytes", q.MaxBody)
+	}
+	if e := v.intIn("queue.concurrency", q.Concurrency, 1, maxQueueConcurrency); e != nil {
+		return e
+	}
+	if q.AckWait < Duration(time.Second) {
+		return v.errf("queue.ack_wait", "must be at least 1s, got %v", q.AckWait)
+	}
+	return nil
 }

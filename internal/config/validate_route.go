@@ -49,6 +49,9 @@ func (v *validator) route(field string, r *Route) *Error {
 	if e := v.retries(field+".retries", &r.Retries, r.Timeouts.Total); e != nil {
 		return e
 	}
+	if e := v.mode(field, r); e != nil {
+		return e
+	}
 	// A hedge is an extra attempt, so it counts against max_attempts; with
 	// one attempt allowed it could never be sent.
 	if r.Hedge.Delay > 0 && r.Retries.MaxAttempts < 2 {
@@ -122,4 +125,23 @@ func (v *validator) retryOnStatus(field string, statuses []int) *Error {
 		seen[code] = item
 	}
 	return nil
+}
+
+// mode checks a route's mode and, for a route that queues, its delivery
+// settings.
+func (v *validator) mode(field string, r *Route) *Error {
+	switch r.Mode {
+	case ModeSync:
+		return nil
+	case ModeAsync:
+	case ModeFallback:
+		return v.errf(field+".mode", "mode fallback is not supported yet; use sync or async")
+	default:
+		return v.errf(field+".mode", "unknown mode %q; want sync or async", r.Mode)
+	}
+	q := &r.Queue
+	if e := v.intIn(field+".queue.max_attempts", q.MaxAttempts, 1, maxQueueAttempts); e != nil {
+		return e
+	}
+	return v.ordered(field+".queue.backoff_base", field+".queue.backoff_max", q.BackoffBase, q.BackoffMax)
 }

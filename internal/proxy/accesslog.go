@@ -33,6 +33,7 @@ const (
 	keyAttempts    = "attempts"
 	keyRetries     = "retries"
 	keyNoRetry     = "no_retry"
+	keyDeliveryID  = "delivery_id"
 )
 
 // finish writes the request's one access-log record and metrics
@@ -103,6 +104,9 @@ func (ex *exchange) finish() {
 			list = append(list, last)
 		}
 		attrs = append(attrs, slog.Any(keyAttempts, list), slog.Int(keyRetries, len(list)-1))
+	}
+	if ex.deliveryID != "" {
+		attrs = append(attrs, slog.String(keyDeliveryID, ex.deliveryID))
 	}
 	if ex.noRetry != "" {
 		attrs = append(attrs, slog.String(keyNoRetry, ex.noRetry))

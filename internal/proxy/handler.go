@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/switchboard-proxy/switchboard/hangup"
 	"github.com/switchboard-proxy/switchboard/internal/attempt"
 	"github.com/switchboard-proxy/switchboard/internal/metrics"
+	"github.com/switchboard-proxy/switchboard/internal/queue"
 	"github.com/switchboard-proxy/switchboard/internal/upstream"
 )
 
@@ -28,6 +30,10 @@ type Handler struct {
 	// exchanges of ignore_client_abort routes, which nothing else stops.
 	closing     context.Context
 	stopClosing context.CancelFunc
+	// queue stores the requests of async routes; nil when no route is
+	// async. Set by New before anything is served, then fixed.
+	queue        *queue.Queue
+	queueMaxBody int64
 }
 
 // newHandler returns a handler serving t.
@@ -52,6 +58,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Route and forward the path the upstream will act on.
 		r.URL.Path, r.URL.RawPath = p, ""
 	}
+	if strings.HasPrefix(r.URL.Path, ReservedPrefix) {
+		ex.serveReserved()
+		return
+	}
 	ex.route = t.match(r.Host, r.URL.Path)
 	if ex.route == nil {
 		ex.answerLocal(http.StatusNotFound, "no route matches this host and path")
@@ -62,6 +72,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer inFlight.Dec()
 	if r.ContentLength > ex.route.maxBody {
 		ex.answerLocal(http.StatusRequestEntityTooLarge, "request body larger than this route allows")
+		return
+	}
+	if ex.route.async {
+		ex.serveAsync(t)
 		return
 	}
 	if isUpgrade(r.Header) && r.ProtoMajor == 1 {
@@ -106,7 +120,8 @@ type exchange struct {
 	detail      string
 	abortedAt   time.Time // when the caller hung up, if it did
 	propagation time.Duration
-	ignored     bool // the caller left, but the route let the upstream finish
+	ignored     bool   // the caller left, but the route let the upstream finish
+	deliveryID  string // the id an async route stored the request under
 }
 
 // relay sends the upstream's response to the caller as it arrives.

@@ -32,6 +32,9 @@ type route struct {
 	bufferBody  int64         // request body bytes kept for a replay
 	hedge       time.Duration // send a second attempt after this long; 0: never
 	h2Pool      bool          // the pool speaks only HTTP/2, so no Upgrade tunnels
+	async       bool          // mode async: store the request, answer 202, deliver later
+	maxAge      time.Duration // an async request's deadline after its arrival
+	delivery    *attempt.Policy
 }
 
 // table is one configuration's routing state. It is immutable once built;
@@ -82,6 +85,9 @@ func newTable(cfg *config.Config, prev *table) (*table, error) {
 			perTry:      rc.Retries.PerTryTimeout.D(),
 			bufferBody:  int64(rc.Retries.BufferBody),
 			hedge:       rc.Hedge.Delay.D(),
+			async:       rc.Mode == config.ModeAsync,
+			maxAge:      rc.Queue.MaxAge.D(),
+			delivery:    deliveryPolicy(rc),
 		})
 	}
 	return t, nil

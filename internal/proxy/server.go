@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard-proxy/switchboard/internal/admin"
 	"github.com/switchboard-proxy/switchboard/internal/config"
 	"github.com/switchboard-proxy/switchboard/internal/metrics"
+	"github.com/switchboard-proxy/switchboard/internal/queue"
 )
 
 // Options are a Server's settings that do not come from the config file.
@@ -62,9 +63,14 @@ type Server struct {
 
 	draining     atomic.Bool
 	adminHandler atomic.Pointer[http.Handler]
-	// wg counts accept loops, serve loops and the drains of retired
-	// servers; Close waits for it.
+	// wg counts accept loops, serve loops, the drains of retired servers
+	// and the queue's worker; Close waits for it.
 	wg sync.WaitGroup
+
+	// The delivery queue and its worker, when some route is async; nil
+	// otherwise. Opened by New, run by Start, stopped and closed by Close.
+	queue  *queue.Queue
+	worker *queue.Worker
 }
 
 // listener is one bound socket and the server currently serving it.
@@ -130,6 +136,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		listeners: map[string]*listener{}, retired: map[*server]chan struct{}{}}
 	w, f, err := s.openAccessLog(cfg)
 	if err != nil {
+		t.retire(nil)
 		return nil, err
 	}
 	s.stop, s.cancelStop = context.WithCancel(context.Background())
@@ -138,7 +145,47 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.handler = newHandler(t, s.accessLogger(cfg), opts.Metrics)
 	opts.Metrics.WatchEndpoints(s.handler.endpointStates)
 	s.adminHandler.Store(s.newAdminHandler(cfg))
+	if cfg.UsesQueue() {
+		if err := s.openQueue(cfg); err != nil {
+			t.retire(nil)
+			s.access.swap(io.Discard, nil)
+			return nil, err
+		}
+	}
 	return s, nil
+}
+
+// queueSetupTimeout bounds opening the queue: starting the embedded NATS
+// server (or connecting to the external one) and creating its streams.
+const queueSetupTimeout = 30 * time.Second
+
+// openQueue opens the delivery queue of cfg's async routes and prepares
+// its worker; Start runs it.
+func (s *Server) openQueue(cfg *config.Config) error {
+	ctx, cancel := context.WithTimeout(context.Background(), queueSetupTimeout)
+	defer cancel()
+	qc := cfg.Queue
+	q, err := queue.Open(ctx, queue.Options{Dir: qc.Dir, URL: qc.URL, MaxBody: int(qc.MaxBody)})
+	if err != nil {
+		return fmt.Errorf("%s: queue: %w", cfg.Where("queue"), err)
+	}
+	h := s.handler
+	w, err := q.NewWorker(ctx, queue.WorkerConfig{
+		Deliver:         h.deliver,
+		Policy:          fallbackDeliveryPolicy,
+		RoutePolicy:     h.deliveryPolicyFor,
+		Concurrency:     qc.Concurrency,
+		AckWait:         qc.AckWait.D(),
+		MaxResponseBody: maxKeptResponse,
+		Logger:          s.log,
+	})
+	if err != nil {
+		q.Close()
+		return fmt.Errorf("%s: queue: %w", cfg.Where("queue"), err)
+	}
+	s.queue, s.worker = q, w
+	h.queue, h.queueMaxBody = q, int64(qc.MaxBody)
+	return nil
 }
 
 // Metrics returns the server's metrics.
@@ -187,8 +234,19 @@ func (s *Server) Start() error {
 		s.admin = adm
 		s.serveLocked(adm)
 	}
+	if s.worker != nil {
+		// Stopped by Close, which cancels s.stop.
+		s.wg.Go(s.runWorker)
+	}
 	s.log.Info("switchboard started", "listeners", s.addrsLocked(), "admin", s.adminAddrLocked())
 	return nil
+}
+
+// runWorker delivers queued requests until Close.
+func (s *Server) runWorker() {
+	if err := s.worker.Run(s.stop); err != nil {
+		s.log.Error("queue worker stopped", "error", err)
+	}
 }
 
 // bindError says which field of cfg holds an address that failed to bind.
@@ -414,6 +472,9 @@ func (s *Server) reload(cfg *config.Config) error {
 		return errors.New("reload: server is shutting down")
 	case !s.started:
 		return errors.New("reload: server not started")
+	}
+	if cfg.UsesQueue() && s.queue == nil {
+		return errors.New("reload: an async route needs the delivery queue, which opens only at start: restart to add the first async route")
 	}
 	old := s.handler.table.Load()
 	t, err := newTable(cfg, old)
@@ -748,6 +809,11 @@ func (s *Server) Close() {
 		p.Close()
 	}
 	s.access.swap(io.Discard, nil)
+	if s.queue != nil {
+		// After the worker stopped (s.wg) and every request's Put
+		// returned (active): nothing uses the queue any more.
+		s.queue.Close()
+	}
 }
 
 // openAccessLog opens cfg's access-log destination; f is the file to close

@@ -259,6 +259,10 @@ func (q *Queue) get(ctx context.Context, id string) (*Record, uint64, error) {
 	return r, e.Revision(), nil
 }
 
+// errAdopted ends Replay's record update when a worker already adopted
+// the replayed message.
+var errAdopted = errors.New("replay adopted by a worker")
+
 // errConflict is returned when a record kept changing under an update.
 var errConflict = errors.New("queue: record changed concurrently too often")
 
@@ -373,14 +377,19 @@ func (q *Queue) Replay(ctx context.Context, id string) error {
 		return fmt.Errorf("replay %s: %w", id, err)
 	}
 	_, err = q.update(ctx, id, func(r *Record) error {
-		if r.State != Dead || r.Generation >= gen {
+		switch {
+		case r.Generation == gen:
+			// A worker took the replayed message first and adopted
+			// it (see the package doc): the replay is in force.
+			return errAdopted
+		case r.State != Dead || r.Generation > gen:
 			return &StateError{ID: id, State: r.State, Op: "replay"}
 		}
 		r.State, r.Reason, r.Attempts, r.NextAttempt = Pending, "", 0, time.Time{}
 		r.Generation, r.Seq = gen, ack.Sequence
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errAdopted) {
 		return err
 	}
 	if err := q.dead.Purge(ctx, jetstream.WithPurgeSubject(q.deadSubject(id))); err != nil {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/switchboard-proxy/switchboard/hangup"
 	"github.com/switchboard-proxy/switchboard/internal/attempt"
 )
@@ -407,9 +408,9 @@ func TestRedelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := dead.fetch(t.Context(), 1)
-	if err != nil || len(msgs) != 1 {
-		t.Fatalf("fetch: %d messages, %v", len(msgs), err)
+	n, err := dead.fetch(t.Context(), 1, func(jetstream.Msg) {})
+	if err != nil || n != 1 {
+		t.Fatalf("fetch: %d messages, %v", n, err)
 	}
 	taken := time.Now()
 
@@ -510,5 +511,55 @@ func TestMessageWithoutRecord(t *testing.T) {
 	r := waitState(t, q, m.ID, Delivered)
 	if r.Route != "hooks" || r.Attempts != 1 {
 		t.Errorf("record %+v", r)
+	}
+}
+
+// TestRoutePolicy checks that a route's own policy decides its retries,
+// and that other routes fall back to Policy.
+func TestRoutePolicy(t *testing.T) {
+	q := openQueue(t, t.TempDir())
+	f := &flaky{}
+	f.failing.Store(true)
+	once := testPolicy()
+	once.MaxAttempts = 1
+	runWorker(t, q, WorkerConfig{Deliver: f.deliver, RoutePolicy: func(route string) *attempt.Policy {
+		if route == "once" {
+			return once
+		}
+		return nil
+	}})
+	idOnce, err := q.Put(t.Context(), post("once", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idOther, err := q.Put(t.Context(), post("other", "x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := waitState(t, q, idOnce, Dead); r.Attempts != 1 {
+		t.Errorf("route with its own policy: %d attempts, want 1", r.Attempts)
+	}
+	if r := waitState(t, q, idOther, Dead); r.Attempts != 3 {
+		t.Errorf("route without: %d attempts, want Policy's 3", r.Attempts)
+	}
+}
+
+// TestDeliveryNotHeldByBatch: with room for several deliveries, a single
+// message is delivered as soon as it arrives, not when the fetch's batch
+// fills or its wait ends (5s).
+func TestDeliveryNotHeldByBatch(t *testing.T) {
+	q := openQueue(t, t.TempDir())
+	got := make(chan struct{}, 1)
+	runWorker(t, q, WorkerConfig{Concurrency: 4, Deliver: func(context.Context, Message) Outcome {
+		got <- struct{}{}
+		return Outcome{Status: 200}
+	}})
+	if _, err := q.Put(t.Context(), post("hooks", "x")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(4 * time.Second):
+		t.Fatal("a lone message waited for the batch to fill")
 	}
 }

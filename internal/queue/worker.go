@@ -42,6 +42,11 @@ type WorkerConfig struct {
 	// Retry-After up to RetryAfterMax). Required. A response that is not
 	// to be retried ends the delivery as delivered, whatever its status.
 	Policy *attempt.Policy
+	// RoutePolicy, when set, returns the policy for a delivery of the
+	// named route, so routes can retry differently through one shared
+	// consumer; a nil result means Policy. It is called once per attempt
+	// and must be safe for concurrent use.
+	RoutePolicy func(route string) *attempt.Policy
 	// MaxAge, when not zero, dead-letters a delivery that has not
 	// succeeded this long after it arrived.
 	MaxAge time.Duration
@@ -120,20 +125,19 @@ func (w *Worker) Run(ctx context.Context) error {
 		if err != nil {
 			return nil
 		}
-		msgs, err := w.fetch(ctx, n)
+		got, err := w.fetch(ctx, n, func(msg jetstream.Msg) {
+			wg.Go(func() {
+				defer func() { <-slots }()
+				w.handle(ctx, msg)
+			})
+		})
 		if err != nil && ctx.Err() == nil {
 			w.cfg.Logger.Warn("queue: fetch", logKeyErr, err)
 			if attempt.Wait(ctx, time.Second) != nil {
 				return nil
 			}
 		}
-		for _, msg := range msgs {
-			wg.Go(func() {
-				defer func() { <-slots }()
-				w.handle(ctx, msg)
-			})
-		}
-		for range n - len(msgs) {
+		for range n - got {
 			<-slots
 		}
 	}
@@ -159,25 +163,28 @@ func acquire(ctx context.Context, slots chan struct{}) (int, error) {
 	return n, nil
 }
 
-// fetch pulls up to n messages, waiting a few seconds at most. Messages are
-// fetched only for free slots, so none waits in a buffer while its AckWait
-// runs out.
-func (w *Worker) fetch(ctx context.Context, n int) ([]jetstream.Msg, error) {
+// fetch pulls up to n messages, waiting a few seconds at most, and hands
+// each to start as soon as it arrives (a batch is not complete until n
+// messages came or the wait ended), then returns how many it handed over.
+// Messages are fetched only for free slots, so none waits in a buffer
+// while its AckWait runs out.
+func (w *Worker) fetch(ctx context.Context, n int, start func(jetstream.Msg)) (int, error) {
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	batch, err := w.cons.Fetch(n, jetstream.FetchContext(fctx))
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	var msgs []jetstream.Msg
+	got := 0
 	for msg := range batch.Messages() {
-		msgs = append(msgs, msg)
+		got++
+		start(msg)
 	}
 	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) &&
 		!errors.Is(err, context.Canceled) && !errors.Is(err, jetstream.ErrNoMessages) {
-		return msgs, err
+		return got, err
 	}
-	return msgs, nil
+	return got, nil
 }
 
 // Reasons a delivery ends that the attempt loop does not give.
@@ -340,7 +347,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, m *Message, atte
 	if out.Header != nil {
 		res.RetryAfter = out.Header.Get("Retry-After")
 	}
-	loop := w.cfg.Policy.Resume(attempts, deadline)
+	loop := w.policy(m.Route).Resume(attempts, deadline)
 	v := loop.After(res)
 	o.Verdict = v.Reason
 	switch {
@@ -361,6 +368,16 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, m *Message, atte
 	default:
 		w.deadLetter(ctx, msg, m, cmp.Or(v.Reason, reasonNotRetryable), &o)
 	}
+}
+
+// policy returns the retry policy for a delivery of route.
+func (w *Worker) policy(route string) *attempt.Policy {
+	if w.cfg.RoutePolicy != nil {
+		if p := w.cfg.RoutePolicy(route); p != nil {
+			return p
+		}
+	}
+	return w.cfg.Policy
 }
 
 func (w *Worker) response(out Outcome) *Response {

@@ -52,6 +52,10 @@ const (
 // ErrNotFound is returned for a delivery id the queue does not know.
 var ErrNotFound = errors.New("queue: no such delivery")
 
+// ErrBadPurge is returned by Purge for a state it cannot purge: pending
+// or unknown.
+var ErrBadPurge = errors.New("queue: cannot purge deliveries in state")
+
 // Queue is the durable store of deliveries. Its methods are safe for
 // concurrent use. Close releases it.
 type Queue struct {
@@ -405,7 +409,7 @@ func (q *Queue) Replay(ctx context.Context, id string) error {
 // time is a periodic Purge(Delivered, now - retention).
 func (q *Queue) Purge(ctx context.Context, state State, before time.Time) (int, error) {
 	if state == Pending || !state.valid() {
-		return 0, fmt.Errorf("queue: cannot purge %q deliveries", state)
+		return 0, fmt.Errorf("%w: %q", ErrBadPurge, state)
 	}
 	recs, err := q.List(ctx, "", state)
 	if err != nil {
@@ -423,19 +427,13 @@ func (q *Queue) Purge(ctx context.Context, state State, before time.Time) (int, 
 		if r.State != state || !before.IsZero() && !r.Updated.Before(before) {
 			continue
 		}
-		// Purge the record only at the revision just read, so a delivery
-		// replayed meanwhile survives.
-		if err := q.kv.Purge(ctx, r.ID, jetstream.LastRevision(rev)); errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			continue
-		} else if err != nil {
-			return n, fmt.Errorf("purge record %s: %w", r.ID, err)
+		removed, err := q.purgeOne(ctx, r, rev)
+		if err != nil {
+			return n, err
 		}
-		if state == Dead {
-			if err := q.dead.Purge(ctx, jetstream.WithPurgeSubject(q.deadSubject(r.ID))); err != nil {
-				return n, fmt.Errorf("purge dead letter %s: %w", r.ID, err)
-			}
+		if removed {
+			n++
 		}
-		n++
 	}
 	return n, nil
 }

@@ -19,6 +19,12 @@ const (
 	Cancelled State = "cancelled"
 )
 
+// ParseState returns the State named s, and whether s names one.
+func ParseState(s string) (State, bool) {
+	st := State(s)
+	return st, st.valid()
+}
+
 func (s State) valid() bool {
 	switch s {
 	case Pending, Delivered, Dead, Cancelled:

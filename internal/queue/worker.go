@@ -67,6 +67,27 @@ type WorkerConfig struct {
 	// Logger receives store errors the worker cannot return. Default:
 	// discard.
 	Logger *slog.Logger
+	// OnOutcome, when set, is called once the record of a step is
+	// written: after each attempt, and when a delivery expires without
+	// one. It is called from the delivering goroutines, must be safe for
+	// concurrent use and must not block (metrics counters).
+	OnOutcome func(Event)
+}
+
+// Event is one recorded step of a delivery, as WorkerConfig.OnOutcome
+// gets it.
+type Event struct {
+	Route string
+	// State is where the delivery stands after the step: Pending (the
+	// attempt failed and is retried), Delivered or Dead.
+	State State
+	// Reason is, for Pending, why the attempt is retried
+	// ("connect_failure", "status_503", ...); for Dead, why the delivery
+	// ended ("attempts_exhausted", "max_age", ...); empty for Delivered.
+	Reason string
+	// Status is the upstream's status, 0 when there was no response
+	// (or no attempt).
+	Status int
 }
 
 // Log keys.
@@ -358,6 +379,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, m *Message, atte
 			r.NextAttempt = next
 		})
 		w.settle(msg, m, err, func() error { return msg.NakWithDelay(v.Delay) })
+		w.report(err, Event{Route: m.Route, State: Pending, Reason: v.Reason, Status: out.Status})
 	case out.Failure == nil && v.Reason == "":
 		resp := w.response(out)
 		err := w.record(ctx, m, func(r *Record) {
@@ -365,6 +387,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, m *Message, atte
 			r.State, r.Response = Delivered, resp
 		})
 		w.settle(msg, m, err, msg.Ack)
+		w.report(err, Event{Route: m.Route, State: Delivered, Status: out.Status})
 	default:
 		w.deadLetter(ctx, msg, m, cmp.Or(v.Reason, reasonNotRetryable), &o)
 	}
@@ -407,6 +430,18 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, m *Message, 
 		r.State, r.Reason, r.NextAttempt = Dead, reason, time.Time{}
 	})
 	w.settle(msg, m, err, msg.Ack)
+	ev := Event{Route: m.Route, State: Dead, Reason: reason}
+	if o != nil {
+		ev.Status = o.Status
+	}
+	w.report(err, ev)
+}
+
+// report hands ev to OnOutcome if its record was written (err is nil).
+func (w *Worker) report(err error, ev Event) {
+	if err == nil && w.cfg.OnOutcome != nil {
+		w.cfg.OnOutcome(ev)
+	}
 }
 
 // record applies fn to m's record if the record still belongs to m's

@@ -1,15 +1,19 @@
 // Package admin serves switchboard's admin API on its own listener:
 // /healthz (the process is alive), /readyz (it accepts traffic: not starting,
-// not draining) and /metrics (Prometheus). When a token is set, every request
-// must carry it as "Authorization: Bearer <token>".
+// not draining), /metrics (Prometheus) and /queue/... (the delivery queue:
+// list, show, replay, drop, purge; see docs/queue.md). When a token is set,
+// every request must carry it as "Authorization: Bearer <token>".
 package admin
 
 import (
 	"crypto/subtle"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/switchboard-proxy/switchboard/internal/queue"
 )
 
 // Options configures the admin handler.
@@ -20,6 +24,11 @@ type Options struct {
 	Ready func() bool
 	// Registry is served at /metrics; nil serves no metrics.
 	Registry *prometheus.Registry
+	// Queue is the delivery queue served under /queue/; nil (no async
+	// route) answers those paths 404 "queue not enabled".
+	Queue *queue.Queue
+	// Now replaces the clock in tests; nil means time.Now.
+	Now func() time.Time
 }
 
 // Handler returns the admin API.
@@ -35,6 +44,11 @@ func Handler(o Options) http.Handler {
 		}
 		text(w, http.StatusOK, "ready")
 	})
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	(&queueAPI{q: o.Queue, now: now}).register(mux)
 	if o.Registry != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	}

@@ -1,6 +1,7 @@
 // Package metrics defines switchboard's Prometheus metrics: requests and
 // hang-ups by route, side, phase, kind and action; request durations;
-// prevented writes; requests in flight.
+// prevented writes; requests in flight; the delivery queue's depth and
+// outcomes.
 //
 // Metrics live in their own registry, never the global one, so tests and
 // several servers in one process do not collide. The admin listener serves
@@ -29,6 +30,10 @@ type Metrics struct {
 	reloads   *prometheus.CounterVec
 	retries   *prometheus.CounterVec
 	noRetries *prometheus.CounterVec
+
+	qDelivered *prometheus.CounterVec
+	qFailed    *prometheus.CounterVec
+	qDead      *prometheus.CounterVec
 }
 
 // New creates the metrics in a new registry, with the Go runtime and process
@@ -71,6 +76,8 @@ func New() *Metrics {
 			Help: "Failed attempts not retried although another could have helped, by route and reason (not_idempotent, body_not_replayable, attempts_exhausted, budget_exhausted, deadline, retry_after_too_long).",
 		}, []string{"route", "reason"}),
 	}
+	m.qDelivered, m.qFailed, m.qDead = newQueueCounters()
+	m.Registry.MustRegister(m.qDelivered, m.qFailed, m.qDead)
 	m.Registry.MustRegister(m.requests, m.duration, m.prevented, m.inFlight, m.abortLat, m.reloads, m.retries, m.noRetries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -144,14 +144,16 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s.accessJSON = slog.New(slog.NewJSONHandler(s.access, nil))
 	s.handler = newHandler(t, s.accessLogger(cfg), opts.Metrics)
 	opts.Metrics.WatchEndpoints(s.handler.endpointStates)
-	s.adminHandler.Store(s.newAdminHandler(cfg))
 	if cfg.UsesQueue() {
 		if err := s.openQueue(cfg); err != nil {
 			t.retire(nil)
 			s.access.swap(io.Discard, nil)
 			return nil, err
 		}
+		s.watchQueue()
 	}
+	// After openQueue: the admin API serves the queue.
+	s.adminHandler.Store(s.newAdminHandler(cfg))
 	return s, nil
 }
 
@@ -178,6 +180,7 @@ func (s *Server) openQueue(cfg *config.Config) error {
 		AckWait:         qc.AckWait.D(),
 		MaxResponseBody: maxKeptResponse,
 		Logger:          s.log,
+		OnOutcome:       s.queueOutcome,
 	})
 	if err != nil {
 		q.Close()
@@ -332,6 +335,7 @@ func (s *Server) newAdminHandler(cfg *config.Config) *http.Handler {
 		Token:    cfg.Admin.Token,
 		Ready:    func() bool { return !s.draining.Load() },
 		Registry: s.metrics.Registry,
+		Queue:    s.queue,
 	})
 	return &h
 }

@@ -6,6 +6,7 @@
 //	switchboard serve --listen 127.0.0.1:8080 --upstream http://127.0.0.1:3000
 //	switchboard serve --config switchboard.yaml
 //	switchboard check --config switchboard.yaml
+//	switchboard queue list --config switchboard.yaml --state dead
 //
 // serve runs until SIGTERM or SIGINT, then drains (a second signal stops at
 // once); SIGHUP reloads the config file.
@@ -37,8 +38,11 @@ func exitCode(err error, stderr io.Writer) int {
 		return 0
 	}
 	fmt.Fprintln(stderr, "switchboard:", err)
-	if errors.As(err, new(usageError)) {
+	switch {
+	case errors.As(err, new(usageError)):
 		return 2
+	case errors.As(err, new(lookupError)):
+		return 3
 	}
 	return 1
 }
@@ -48,6 +52,7 @@ const usage = `usage: switchboard <command> [flags]
 commands:
   serve   run the proxy (--config FILE, or --listen ADDR --upstream URL)
   check   validate a config file without serving (--config FILE)
+  queue   inspect and repair the delivery queue: list, show, replay, drop, purge
   version print the version
 
 Run "switchboard <command> -h" for the command's flags.`
@@ -63,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) error {
 		return serve(args[1:], stdout, stderr, sigs)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "queue":
+		return queueMain(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "switchboard", version)
 		return nil

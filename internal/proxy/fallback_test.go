@@ -275,3 +275,27 @@ func TestFallbackCallerHangsUp(t *testing.T) {
 		})
 	}
 }
+
+// TestFallbackNoEndpoint: with no endpoint to be had (the only one is at
+// max_conns_per_endpoint past queue_timeout), what would be a 503 stores
+// the request instead.
+func TestFallbackNoEndpoint(t *testing.T) {
+	up := hanguptest.NewUpstream(t, hanguptest.Stall())
+	h := start(t, queueTop(t.TempDir()), routeOpts{upstream: up.URL, extra: fallbackRoute("1m", "1m"),
+		poolExtra: "    max_conns_per_endpoint: 1\n    queue_timeout: 20ms\n"})
+	hold := hanguptest.Dial(t, h.addr)
+	hold.Send("GET /hold HTTP/1.1\r\nHost: app\r\n\r\n")
+	sc := recv(t, up.Conns(), "upstream connection")
+	closed(t, sc.FirstRequest(), "held request at the upstream")
+
+	a := post(t, h1Client(t), h.url("/fb/f"), "key-f", "later", false)
+	wantReceipt(t, a, "error=destination_unavailable")
+	wantLog(t, h.logs.next(t, "/fb/f"), map[string]any{"status": 202, "action": "queued", "delivery_id": a.id,
+		"side": "proxy", "phase": "queued", "proxy_status": "destination_unavailable"})
+	rec, err := h.srv.QueueForTest().Get(t.Context(), a.id)
+	if err != nil || rec.State != "pending" || rec.IdempotencyKey != "key-f" {
+		t.Errorf("stored record %+v, %v", rec, err)
+	}
+	hold.CloseFIN()
+	closed(t, sc.Done(), "held upstream connection closed")
+}

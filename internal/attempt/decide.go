@@ -80,3 +80,25 @@ func answer(f Failure) (int, string) {
 	}
 	return http.StatusBadGateway, "proxy_internal_error"
 }
+
+// Queueable reports whether f leaves a request worth storing for later
+// delivery on a fallback route: the upstream could not be reached, hung up
+// or timed out before any response header reached the caller (the
+// exchange's total timeout included: the caller is out of time, not the
+// request). A failure mid-response, of the caller, or of TLS verification
+// or handshake (a configuration fault another attempt would meet again) is
+// not; nor is a response that does not parse, since the upstream did
+// answer.
+func Queueable(f Failure) bool {
+	if f.Side != hangup.Upstream || f.HeadersSent || f.Phase == hangup.StreamResponse || f.Phase == hangup.Tunnel {
+		return false
+	}
+	var de *hangup.DialError
+	switch {
+	case hangup.IsCertificateError(f.Err) || hangup.IsTLSError(f.Err):
+		return false
+	case f.Kind == hangup.Timeout, f.Kind == hangup.Refused, f.Kind == hangup.FIN, f.Kind == hangup.Reset:
+		return true
+	}
+	return f.Phase == hangup.Connect || errors.As(f.Err, &de)
+}

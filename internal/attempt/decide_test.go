@@ -35,3 +35,31 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+func TestQueueable(t *testing.T) {
+	dial := func(err error) error { return &hangup.DialError{Addr: "a:1", Err: err} }
+	cases := []struct {
+		name string
+		f    Failure
+		want bool
+	}{
+		{"refused", Failure{Side: hangup.Upstream, Phase: hangup.Connect, Kind: hangup.Refused, Err: dial(syscall.ECONNREFUSED)}, true},
+		{"connect timeout", Failure{Side: hangup.Upstream, Phase: hangup.Connect, Kind: hangup.Timeout, Err: dial(&hangup.TimeoutError{Phase: hangup.Connect})}, true},
+		{"dns", Failure{Side: hangup.Upstream, Phase: hangup.Connect, Kind: hangup.KindUnknown, Err: dial(errors.New("no such host"))}, true},
+		{"reset before headers", Failure{Side: hangup.Upstream, Phase: hangup.AwaitHeaders, Kind: hangup.Reset, Err: syscall.ECONNRESET}, true},
+		{"fin while sending", Failure{Side: hangup.Upstream, Phase: hangup.SendRequest, Kind: hangup.FIN}, true},
+		{"header timeout", Failure{Side: hangup.Upstream, Phase: hangup.AwaitHeaders, Kind: hangup.Timeout, Err: &hangup.TimeoutError{Phase: hangup.AwaitHeaders}}, true},
+		{"total timeout in backoff", Failure{Side: hangup.Upstream, Phase: hangup.Backoff, Kind: hangup.Timeout, Err: &hangup.TimeoutError{}}, true},
+		{"caller gone", Failure{Side: hangup.Caller, Phase: hangup.AwaitHeaders, Kind: hangup.FIN}, false},
+		{"fin mid body", Failure{Side: hangup.Upstream, Phase: hangup.StreamResponse, Kind: hangup.FIN, HeadersSent: true}, false},
+		{"bad response", Failure{Side: hangup.Upstream, Phase: hangup.AwaitHeaders, Kind: hangup.KindUnknown, Err: errors.New("malformed HTTP response")}, false},
+		{"bad certificate", Failure{Side: hangup.Upstream, Phase: hangup.Connect, Kind: hangup.KindUnknown, Err: dial(errors.New("tls: failed to verify certificate: x509: unknown authority"))}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Queueable(tc.f); got != tc.want {
+				t.Errorf("Queueable(%+v) = %v, want %v", tc.f, got, tc.want)
+			}
+		})
+	}
+}

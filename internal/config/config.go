@@ -97,8 +97,8 @@ type Config struct {
 	DrainDelay Duration `yaml:"drain_delay"`
 	Pools      []Pool   `yaml:"pools"`  // at least one
 	Routes     []Route  `yaml:"routes"` // at least one; first match in order wins
-	// Queue configures the delivery queue of async routes (rule R9). It
-	// is opened only when some route has mode async.
+	// Queue configures the delivery queue of async and fallback routes
+	// (rule R9). It is opened only when some route has one of those modes.
 	Queue Queue `yaml:"queue"`
 
 	// File is the name the config came from ("" for flags); used in errors.
@@ -241,11 +241,13 @@ type Route struct {
 	MaxRequestBody    Size     `yaml:"max_request_body"`    // default 10MiB
 	Retries           Retries  `yaml:"retries"`             //
 	Hedge             Hedge    `yaml:"hedge"`               //
-	// Mode is "sync" (default: relay the upstream's answer) or "async"
+	// Mode is "sync" (default: relay the upstream's answer), "async"
 	// (store the request durably, answer 202 with a status URL, deliver
-	// in the background). "fallback" is reserved and not supported yet.
+	// in the background) or "fallback" (try now as sync; when the
+	// upstream cannot be reached or fails before answering, store the
+	// request and answer 202 as async).
 	Mode  string     `yaml:"mode"`
-	Queue RouteQueue `yaml:"queue"` // delivery settings of an async route
+	Queue RouteQueue `yaml:"queue"` // delivery settings of an async or fallback route
 }
 
 // Route modes.

@@ -468,4 +468,11 @@ func TestQueueDefaults(t *testing.T) {
 	if !async.UsesQueue() || r.Mode != ModeAsync || r.Queue != wantR || async.Routes[0].Mode != ModeSync {
 		t.Errorf("UsesQueue() = %v, route %q %+v; want true, async %+v", async.UsesQueue(), r.Mode, r.Queue, wantR)
 	}
+	fb, err := Parse("fallback.yaml", []byte(minimalYAML+"    mode: fallback\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := fb.Routes[1]; !fb.UsesQueue() || r.Mode != ModeFallback || r.Queue != wantR {
+		t.Errorf("UsesQueue() = %v, route %q %+v; want true, fallback %+v", fb.UsesQueue(), r.Mode, r.Queue, wantR)
+	}
 }

@@ -133,11 +133,9 @@ func (v *validator) mode(field string, r *Route) *Error {
 	switch r.Mode {
 	case ModeSync:
 		return nil
-	case ModeAsync:
-	case ModeFallback:
-		return v.errf(field+".mode", "mode fallback is not supported yet; use sync or async")
+	case ModeAsync, ModeFallback:
 	default:
-		return v.errf(field+".mode", "unknown mode %q; want sync or async", r.Mode)
+		return v.errf(field+".mode", "unknown mode %q; want sync, async or fallback", r.Mode)
 	}
 	q := &r.Queue
 	if e := v.intIn(field+".queue.max_attempts", q.MaxAttempts, 1, maxQueueAttempts); e != nil {

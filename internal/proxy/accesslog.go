@@ -34,6 +34,8 @@ const (
 	keyRetries     = "retries"
 	keyNoRetry     = "no_retry"
 	keyDeliveryID  = "delivery_id"
+	keyNoFallback  = "no_fallback"
+	keyQueueError  = "queue_error"
 )
 
 // finish writes the request's one access-log record and metrics
@@ -91,13 +93,16 @@ func (ex *exchange) finish() {
 	if ex.ignored || (o.Side == hangup.Caller && ex.route != nil && ex.route.ignoreAbort) {
 		attrs = append(attrs, slog.Bool(keyIgnored, true))
 	}
-	if ex.try != nil && (len(ex.tries) > 0 || ex.try.conns.Load() > 1) {
+	// A fallback request that was stored lists even a single attempt:
+	// the record's side, phase and kind describe it only when it failed.
+	if ex.try != nil && (len(ex.tries) > 0 || ex.try.conns.Load() > 1 || ex.deliveryID != "") {
 		last := tryLog{Endpoint: ex.try.endpoint.Host, MS: ms(time.Since(ex.try.start)),
 			Replays: max(int(ex.try.conns.Load())-1, 0), Hedge: ex.try.hedge}
-		if o.Side == hangup.Upstream {
-			last.Side, last.Phase, last.Kind = o.Side.String(), o.Phase.String(), o.Kind.String()
-		} else if ex.res != nil {
+		switch {
+		case ex.res != nil && (o.Side != hangup.Upstream || o.Action == hangup.QueuedForLater):
 			last.Status = ex.res.StatusCode
+		case o.Side == hangup.Upstream:
+			last.Side, last.Phase, last.Kind = o.Side.String(), o.Phase.String(), o.Kind.String()
 		}
 		list := ex.tries
 		if !ex.tryLogged {
@@ -110,6 +115,12 @@ func (ex *exchange) finish() {
 	}
 	if ex.noRetry != "" {
 		attrs = append(attrs, slog.String(keyNoRetry, ex.noRetry))
+	}
+	if ex.noFallback != "" {
+		attrs = append(attrs, slog.String(keyNoFallback, ex.noFallback))
+	}
+	if ex.queueErr != nil {
+		attrs = append(attrs, slog.String(keyQueueError, ex.queueErr.Error()))
 	}
 	if ex.proxyError != "" {
 		attrs = append(attrs, slog.String(keyProxyStatus, ex.proxyError))

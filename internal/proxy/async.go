@@ -37,8 +37,7 @@ type accepted struct {
 // serveAsync stores the request of an async route and answers 202 with its
 // status URL once the store acknowledged it (rule R9).
 func (ex *exchange) serveAsync(t *table) {
-	q := ex.h.queue
-	if q == nil {
+	if ex.h.queue == nil {
 		// A reload cannot add the first async route (see Server.reload);
 		// this is a guard, not a path.
 		ex.queueUnavailable(errors.New("no delivery queue is open"))
@@ -53,25 +52,7 @@ func (ex *exchange) serveAsync(t *table) {
 	if !ok {
 		return
 	}
-	r := ex.r
-	hdr := r.Header.Clone()
-	delete(hdr, "Expect") // our server already answered 100-continue
-	forwarded(hdr, r, t.trusted)
-	hdr.Set("Host", r.Host) // carried in the header; deliver moves it back to Request.Host
-	now := time.Now()
-	m := queue.Message{
-		Route:    ex.route.name,
-		Method:   r.Method,
-		Target:   (&url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}).RequestURI(),
-		Header:   hdr,
-		Body:     body,
-		Arrived:  ex.start,
-		Deadline: now.Add(ex.route.maxAge),
-	}
-	// On purpose without the caller's cancellation: see putTimeout.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ex.callerCtx), putTimeout)
-	id, err := q.Put(ctx, m)
-	cancel()
+	id, err := ex.store(ex.message(t, body))
 	var tooBig *queue.TooLargeError
 	switch {
 	case errors.As(err, &tooBig):
@@ -81,8 +62,46 @@ func (ex *exchange) serveAsync(t *table) {
 		ex.queueUnavailable(err)
 		return
 	}
-	ex.deliveryID = id
 	ex.outcome = hangup.Outcome{Action: hangup.QueuedForLater}
+	ex.receipt(id)
+}
+
+// message is the request as stored for later delivery, with body, the
+// whole request body.
+func (ex *exchange) message(t *table, body []byte) queue.Message {
+	r := ex.r
+	hdr := r.Header.Clone()
+	delete(hdr, "Expect") // our server already answered 100-continue
+	forwarded(hdr, r, t.trusted)
+	hdr.Set("Host", r.Host) // carried in the header; deliver moves it back to Request.Host
+	return queue.Message{
+		Route:    ex.route.name,
+		Method:   r.Method,
+		Target:   (&url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}).RequestURI(),
+		Header:   hdr,
+		Body:     body,
+		Arrived:  ex.start,
+		Deadline: time.Now().Add(ex.route.maxAge),
+	}
+}
+
+// store writes m to the queue and returns its delivery id once the store
+// acknowledged it. It does not heed the caller's hang-up: see putTimeout.
+func (ex *exchange) store(m queue.Message) (string, error) {
+	q := ex.h.queue
+	if q == nil {
+		// A reload cannot add the first route that queues (see
+		// Server.reload); this is a guard, not a path.
+		return "", errors.New("no delivery queue is open")
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ex.callerCtx), putTimeout)
+	defer cancel()
+	return q.Put(ctx, m)
+}
+
+// receipt answers 202 with the status URL of the stored delivery id.
+func (ex *exchange) receipt(id string) {
+	ex.deliveryID = id
 	loc := deliveriesPrefix + id
 	ex.w.Header().Set("Location", loc)
 	ex.writeJSON(http.StatusAccepted, accepted{ID: id, StatusURL: loc})

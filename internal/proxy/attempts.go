@@ -60,6 +60,9 @@ func (ex *exchange) serve(t *table) {
 				ex.refused(v.Reason)
 				ex.res = res
 				defer res.Body.Close()
+				if ex.queuesStatus(res.StatusCode) && ex.fallBackStatus(res) {
+					return
+				}
 				ex.relay(res)
 				return
 			}
@@ -244,7 +247,11 @@ func (ex *exchange) prepare() {
 	r := ex.r
 	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 		ex.body = &callerBody{rc: r.Body, limit: ex.route.maxBody}
-		if ex.route.retry != nil && ex.route.bufferBody > 0 {
+		switch {
+		case ex.fallback:
+			// Kept whole, to be stored if the upstream fails.
+			ex.replay = &replayBody{src: ex.body, limit: ex.fallbackLimit()}
+		case ex.route.retry != nil && ex.route.bufferBody > 0:
 			ex.replay = &replayBody{src: ex.body, limit: min(ex.route.bufferBody, ex.route.maxBody)}
 		}
 	}
@@ -362,7 +369,11 @@ func (ex *exchange) unavailable(err error) {
 	}
 	ex.outcome = hangup.Outcome{Side: hangup.Proxy, Phase: hangup.Queued, Action: hangup.Answered5xx, Err: err}
 	ex.proxyError = "destination_unavailable"
-	ex.answerError(http.StatusServiceUnavailable, ex.proxyError, "no upstream endpoint available: "+err.Error())
+	msg := "no upstream endpoint available: " + err.Error()
+	if ex.fallBack(ex.outcome, "error="+ex.proxyError, msg, 0) {
+		return
+	}
+	ex.answerError(http.StatusServiceUnavailable, ex.proxyError, msg)
 }
 
 // failureResult is what a failed attempt tells the pool's passive health.

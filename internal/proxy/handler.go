@@ -62,6 +62,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.serveReserved()
 		return
 	}
+	ex.table = t
 	ex.route = t.match(r.Host, r.URL.Path)
 	if ex.route == nil {
 		ex.answerLocal(http.StatusNotFound, "no route matches this host and path")
@@ -82,6 +83,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.serveUpgrade(t)
 		return
 	}
+	ex.fallback = ex.route.fallback
 	ex.serve(t)
 }
 
@@ -91,6 +93,7 @@ type exchange struct {
 	h         *Handler
 	w         http.ResponseWriter
 	r         *http.Request
+	table     *table // the routing table the request is served with
 	route     *route
 	start     time.Time
 	callerCtx context.Context // the caller's request context: the abort signal
@@ -121,7 +124,10 @@ type exchange struct {
 	abortedAt   time.Time // when the caller hung up, if it did
 	propagation time.Duration
 	ignored     bool   // the caller left, but the route let the upstream finish
-	deliveryID  string // the id an async route stored the request under
+	deliveryID  string // the id an async or fallback route stored the request under
+	fallback    bool   // a fallback route's request (not an Upgrade): store it if the upstream fails
+	noFallback  string // why a fallback request could not be stored
+	queueErr    error  // the store's error, with noFallback store_failed
 }
 
 // relay sends the upstream's response to the caller as it arrives.
@@ -317,7 +323,11 @@ func (ex *exchange) end(f attempt.Failure) {
 		// it while the panic unwinds; net/http recovers this value.
 		panic(http.ErrAbortHandler)
 	case hangup.Answered5xx:
-		ex.answerError(d.Status, d.ProxyError, hangup.Outcome{Side: f.Side, Phase: f.Phase, Kind: f.Kind}.Describe())
+		msg := hangup.Outcome{Side: f.Side, Phase: f.Phase, Kind: f.Kind}.Describe()
+		if attempt.Queueable(f) && ex.fallBack(ex.outcome, "error="+d.ProxyError, msg, 0) {
+			return
+		}
+		ex.answerError(d.Status, d.ProxyError, msg)
 	}
 }
 

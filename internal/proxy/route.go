@@ -33,7 +33,9 @@ type route struct {
 	hedge       time.Duration // send a second attempt after this long; 0: never
 	h2Pool      bool          // the pool speaks only HTTP/2, so no Upgrade tunnels
 	async       bool          // mode async: store the request, answer 202, deliver later
-	maxAge      time.Duration // an async request's deadline after its arrival
+	fallback    bool          // mode fallback: try now; store the request when the upstream fails before answering
+	queueStatus []int         // a fallback route's final upstream statuses that store the request (retry_on_status)
+	maxAge      time.Duration // a stored request's deadline after its arrival
 	delivery    *attempt.Policy
 }
 
@@ -86,6 +88,8 @@ func newTable(cfg *config.Config, prev *table) (*table, error) {
 			bufferBody:  int64(rc.Retries.BufferBody),
 			hedge:       rc.Hedge.Delay.D(),
 			async:       rc.Mode == config.ModeAsync,
+			fallback:    rc.Mode == config.ModeFallback,
+			queueStatus: rc.Retries.RetryOnStatus,
 			maxAge:      rc.Queue.MaxAge.D(),
 			delivery:    deliveryPolicy(rc),
 		})

@@ -31,6 +31,10 @@ type Message struct {
 	// Deadline, when not zero, is when delivery is given up; the worker's
 	// MaxAge can end it earlier.
 	Deadline time.Time `json:"deadline,omitzero"`
+	// NotBefore, when not zero, is the earliest time of the first
+	// delivery attempt: a request whose upstream just failed is not sent
+	// to it again at once.
+	NotBefore time.Time `json:"not_before,omitzero"`
 	// Attempts counts the delivery attempts made before this one; Put
 	// ignores it.
 	Attempts int `json:"attempts,omitempty"`

@@ -563,3 +563,24 @@ func TestDeliveryNotHeldByBatch(t *testing.T) {
 		t.Fatal("a lone message waited for the batch to fill")
 	}
 }
+
+// TestNotBefore: the first attempt waits for Message.NotBefore, which the
+// record shows as next_attempt meanwhile.
+func TestNotBefore(t *testing.T) {
+	q := openQueue(t, t.TempDir())
+	f := &flaky{}
+	runWorker(t, q, WorkerConfig{Deliver: f.deliver})
+	m := post("hooks", "x")
+	m.NotBefore = time.Now().Add(300 * time.Millisecond)
+	id, err := q.Put(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := q.Get(t.Context(), id); err != nil || !r.NextAttempt.Equal(m.NotBefore) {
+		t.Errorf("record %+v, %v; want next_attempt %v", r, err, m.NotBefore)
+	}
+	waitState(t, q, id, Delivered)
+	if calls := f.snapshot(); len(calls) != 1 || calls[0].at.Before(m.NotBefore) {
+		t.Errorf("calls %+v; want one at or after %v", calls, m.NotBefore)
+	}
+}

@@ -102,6 +102,7 @@ func newRecord(m *Message, now time.Time) *Record {
 		Updated:        now,
 		Generation:     m.Generation,
 		Size:           len(m.Body),
+		NextAttempt:    m.NotBefore,
 	}
 }
 

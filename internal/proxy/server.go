@@ -478,7 +478,7 @@ func (s *Server) reload(cfg *config.Config) error {
 		return errors.New("reload: server not started")
 	}
 	if cfg.UsesQueue() && s.queue == nil {
-		return errors.New("reload: an async route needs the delivery queue, which opens only at start: restart to add the first async route")
+		return errors.New("reload: async and fallback routes need the delivery queue, which opens only at start: restart to add the first such route")
 	}
 	old := s.handler.table.Load()
 	t, err := newTable(cfg, old)

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // sender POSTs to an async route in a loop, each request with a fresh
@@ -264,6 +266,7 @@ func TestQueueClusterSurvivesInstanceKill(t *testing.T) {
 		addr, _ := p.started(t)
 		procs, targets = append(procs, p), append(targets, addr)
 	}
+	checkReplicas(t, natsURL, 3)
 	var inFlight int64
 	s := sendWhile(2, targets, func() {
 		time.Sleep(time.Duration(600+rand.IntN(400)) * time.Millisecond)
@@ -284,4 +287,36 @@ func TestQueueClusterSurvivesInstanceKill(t *testing.T) {
 	dups := checkDelivered(t, up, s, 20*time.Second)
 	t.Logf("R3 cluster, 2 instances, 1 killed with %d deliveries in flight at the upstream: %d requests accepted, %d refused, %d without an answer; upstream saw %d keys, %d duplicate deliveries",
 		inFlight, len(s.accepted), s.refused, s.failed, len(up.snapshot()), dups)
+}
+
+// checkReplicas checks that switchboard made its stream with the
+// replicas queue.replicas asked for.
+func checkReplicas(t *testing.T, natsURL string, want int) {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	st, err := js.Stream(ctx, "SWITCHBOARD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := 1
+	if info.Cluster != nil {
+		peers += len(info.Cluster.Replicas)
+	}
+	if got := info.Config.Replicas; got != want || peers != want {
+		t.Errorf("stream SWITCHBOARD has %d replicas configured, %d peers; want %d", got, peers, want)
+	}
 }

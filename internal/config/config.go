@@ -49,6 +49,7 @@ const (
 	defaultQueueMaxBody     = 1 << 20
 	defaultQueueConcurrency = 4
 	defaultQueueAckWait     = 30 * time.Second
+	defaultQueueReplicas    = 1
 	defaultQueueMaxAttempts = 10
 	defaultQueueMaxAge      = 24 * time.Hour
 	defaultQueueBackoffBase = time.Second
@@ -71,6 +72,7 @@ const (
 	maxQueueAttempts    = 1000
 	maxQueueBody        = 32 << 20
 	maxQueueConcurrency = 1024
+	maxQueueReplicas    = 5 // JetStream's limit
 )
 
 // Limits on Listener.MaxHeaderBytes.
@@ -268,7 +270,12 @@ type Queue struct {
 	// URL names an external NATS server or cluster ("nats://h1:4222,
 	// nats://h2:4222") to use instead of the embedded one; default ""
 	// (embedded).
-	URL         string   `yaml:"url"`
+	URL string `yaml:"url"`
+	// Replicas is how many copies of each stored request the NATS
+	// servers keep; default 1, the only choice for the embedded server.
+	// With URL naming a cluster of three or more servers, use 3 so a
+	// request survives the loss of a server. 1..5 (JetStream's limit).
+	Replicas    int      `yaml:"replicas"`
 	MaxBody     Size     `yaml:"max_body"`    // default 1MiB; larger async request bodies get 413; at most 32MiB
 	Concurrency int      `yaml:"concurrency"` // default 4; deliveries made at once by this instance, 1..1024
 	AckWait     Duration `yaml:"ack_wait"`    // default 30s; a delivery held this long without progress goes to another worker; at least 1s

@@ -30,6 +30,7 @@ func (q *Queue) applyDefaults() {
 	orSize(&q.MaxBody, defaultQueueMaxBody)
 	orInt(&q.Concurrency, defaultQueueConcurrency)
 	orDuration(&q.AckWait, defaultQueueAckWait)
+	orInt(&q.Replicas, defaultQueueReplicas)
 }
 
 func (q *RouteQueue) applyDefaults() {

@@ -297,6 +297,12 @@ func (v *validator) queue() *Error {
 	if e := v.intIn("queue.concurrency", q.Concurrency, 1, maxQueueConcurrency); e != nil {
 		return e
 	}
+	if e := v.intIn("queue.replicas", q.Replicas, 1, maxQueueReplicas); e != nil {
+		return e
+	}
+	if q.Replicas > 1 && q.URL == "" {
+		return v.errf("queue.replicas", "%d replicas need a NATS cluster in queue.url; the embedded server keeps 1", q.Replicas)
+	}
 	if q.AckWait < Duration(time.Second) {
 		return v.errf("queue.ack_wait", "must be at least 1s, got %v", q.AckWait)
 	}

@@ -167,7 +167,7 @@ func (s *Server) openQueue(cfg *config.Config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), queueSetupTimeout)
 	defer cancel()
 	qc := cfg.Queue
-	q, err := queue.Open(ctx, queue.Options{Dir: qc.Dir, URL: qc.URL, MaxBody: int(qc.MaxBody)})
+	q, err := queue.Open(ctx, queue.Options{Dir: qc.Dir, URL: qc.URL, MaxBody: int(qc.MaxBody), Replicas: qc.Replicas})
 	if err != nil {
 		return fmt.Errorf("%s: queue: %w", cfg.Where("queue"), err)
 	}

@@ -30,6 +30,8 @@ func (q *Queue) applyDefaults() {
 	orSize(&q.MaxBody, defaultQueueMaxBody)
 	orInt(&q.Concurrency, defaultQueueConcurrency)
 	orDuration(&q.AckWait, defaultQueueAckWait)
+	orDuration(&q.Retention, defaultQueueRetention)
+	orDuration(&q.DeadRetention, defaultQueueDeadRetention)
 }
 
 func (q *RouteQueue) applyDefaults() {

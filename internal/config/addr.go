@@ -79,12 +79,33 @@ func (a hostPort) overlaps(b hostPort) bool {
 // parseEndpoint checks an endpoint URL and returns its scheme and host:port,
 // with the port filled in from the scheme when absent.
 func parseEndpoint(raw string) (scheme, host string, err error) {
-	bad := func(why string) (string, string, error) {
-		return "", "", fmt.Errorf("invalid url %q: %s", raw, why)
+	u, err := parseHTTPURL(raw, false)
+	if err != nil {
+		return "", "", err
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return u.Scheme, net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
+}
+
+// checkCallbackURL checks a route's queue.callback_url: an endpoint URL
+// that may have a path and a query.
+func checkCallbackURL(raw string) error {
+	_, err := parseHTTPURL(raw, true)
+	return err
+}
+
+// parseHTTPURL parses an http or https URL to send requests to; withPath
+// allows a path and a query.
+func parseHTTPURL(raw string, withPath bool) (*url.URL, error) {
+	bad := func(why string) (*url.URL, error) {
+		return nil, fmt.Errorf("invalid url %q: %s", raw, why)
 	}
 	switch {
 	case raw == "":
-		return "", "", errors.New("url is required")
+		return nil, errors.New("url is required")
 	case strings.ContainsFunc(raw, isSpaceOrControl):
 		return bad("contains a space or control character")
 	case !strings.Contains(raw, "://"):
@@ -101,18 +122,15 @@ func parseEndpoint(raw string) (scheme, host string, err error) {
 		}
 		return bad(err.Error())
 	}
-	if why := endpointProblem(u); why != "" {
+	if why := endpointProblem(u, withPath); why != "" {
 		return bad(why)
 	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	return u.Scheme, net.JoinHostPort(strings.ToLower(u.Hostname()), port), nil
+	return u, nil
 }
 
-// endpointProblem says what is wrong with a parsed endpoint URL, or "".
-func endpointProblem(u *url.URL) string {
+// endpointProblem says what is wrong with a parsed endpoint URL, or "";
+// withPath allows a path and a query.
+func endpointProblem(u *url.URL, withPath bool) string {
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
 		return fmt.Sprintf("unsupported scheme %q (want http or https)", u.Scheme)
@@ -122,9 +140,9 @@ func endpointProblem(u *url.URL) string {
 		return "missing host"
 	case !isHostName(u.Hostname()):
 		return fmt.Sprintf("invalid host %q", u.Hostname())
-	case u.Path != "" && u.Path != "/":
+	case !withPath && u.Path != "" && u.Path != "/":
 		return "must not have a path"
-	case u.RawQuery != "" || u.ForceQuery:
+	case !withPath && (u.RawQuery != "" || u.ForceQuery):
 		return "must not have a query"
 	}
 	if p := u.Port(); p != "" {

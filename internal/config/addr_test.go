@@ -174,3 +174,29 @@ func TestOverlaps(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckCallbackURL: a callback URL is an endpoint URL that may have a
+// path and a query.
+func TestCheckCallbackURL(t *testing.T) {
+	tests := []struct {
+		name, url, want string
+	}{
+		{"path and query", "https://hooks.example.com/switchboard/done?team=a", ""},
+		{"bare", "http://127.0.0.1:9000", ""},
+		{"ftp", "ftp://hooks/done", `invalid url "ftp://hooks/done": unsupported scheme "ftp" (want http or https)`},
+		{"userinfo", "http://u:p@hooks/done", `invalid url "http://u:p@hooks/done": must not contain userinfo`},
+		{"fragment", "http://hooks/done#x", `invalid url "http://hooks/done#x": must not have a fragment`},
+		{"no host", "http:///done", `invalid url "http:///done": missing host`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ""
+			if err := checkCallbackURL(tt.url); err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("checkCallbackURL(%q) = %q; want %q", tt.url, got, tt.want)
+			}
+		})
+	}
+}

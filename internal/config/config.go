@@ -45,15 +45,17 @@ const (
 	defaultBudgetRatio        = 0.2
 	defaultBudgetMinPerSecond = 10
 
-	defaultQueueDir         = "switchboard-queue"
-	defaultQueueMaxBody     = 1 << 20
-	defaultQueueConcurrency = 4
-	defaultQueueAckWait     = 30 * time.Second
-	defaultQueueReplicas    = 1
-	defaultQueueMaxAttempts = 10
-	defaultQueueMaxAge      = 24 * time.Hour
-	defaultQueueBackoffBase = time.Second
-	defaultQueueBackoffMax  = 5 * time.Minute
+	defaultQueueDir           = "switchboard-queue"
+	defaultQueueMaxBody       = 1 << 20
+	defaultQueueConcurrency   = 4
+	defaultQueueAckWait       = 30 * time.Second
+	defaultQueueReplicas      = 1
+	defaultQueueRetention     = 24 * time.Hour
+	defaultQueueDeadRetention = 7 * 24 * time.Hour
+	defaultQueueMaxAttempts   = 10
+	defaultQueueMaxAge        = 24 * time.Hour
+	defaultQueueBackoffBase   = time.Second
+	defaultQueueBackoffMax    = 5 * time.Minute
 )
 
 // defaultRetryOnStatus returns a fresh copy of the default
@@ -279,6 +281,14 @@ type Queue struct {
 	MaxBody     Size     `yaml:"max_body"`    // default 1MiB; larger async request bodies get 413; at most 32MiB
 	Concurrency int      `yaml:"concurrency"` // default 4; deliveries made at once by this instance, 1..1024
 	AckWait     Duration `yaml:"ack_wait"`    // default 30s; a delivery held this long without progress goes to another worker; at least 1s
+	// Retention is how long delivered and cancelled records are kept
+	// after their last change before a periodic purge removes them;
+	// default 24h, at least 1s.
+	Retention Duration `yaml:"retention"`
+	// DeadRetention is the same for dead letters (record and stored
+	// request, so they can no longer be replayed); default 168h (7 days),
+	// at least 1s.
+	DeadRetention Duration `yaml:"dead_retention"`
 }
 
 // RouteQueue configures the delivery of an async route's requests.
@@ -287,6 +297,10 @@ type RouteQueue struct {
 	MaxAge      Duration `yaml:"max_age"`      // default 24h; undelivered this long after arrival: dead-lettered
 	BackoffBase Duration `yaml:"backoff_base"` // default 1s; first backoff ceiling, doubling per retry (full jitter)
 	BackoffMax  Duration `yaml:"backoff_max"`  // default 5m; cap on the backoff ceiling
+	// CallbackURL, when set, is POSTed a JSON notification when a
+	// delivery ends (delivered or dead); an http or https URL, a path and
+	// query allowed. Default "" (none).
+	CallbackURL string `yaml:"callback_url"`
 }
 
 // Retries says when a failed attempt is tried again. Only safe requests are

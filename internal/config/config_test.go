@@ -455,7 +455,8 @@ func TestQueueDefaults(t *testing.T) {
 	if c.UsesQueue() {
 		t.Error("UsesQueue() = true for a config with only sync routes")
 	}
-	wantQ := Queue{Dir: filepath.Join("conf", "switchboard-queue"), MaxBody: 1 << 20, Concurrency: 4, AckWait: Duration(30 * time.Second), Replicas: 1}
+	wantQ := Queue{Dir: filepath.Join("conf", "switchboard-queue"), MaxBody: 1 << 20, Concurrency: 4, AckWait: Duration(30 * time.Second), Replicas: 1,
+		Retention: Duration(24 * time.Hour), DeadRetention: Duration(7 * 24 * time.Hour)}
 	if c.Queue != wantQ {
 		t.Errorf("queue = %+v; want %+v", c.Queue, wantQ)
 	}

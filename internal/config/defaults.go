@@ -31,6 +31,8 @@ func (q *Queue) applyDefaults() {
 	orInt(&q.Concurrency, defaultQueueConcurrency)
 	orDuration(&q.AckWait, defaultQueueAckWait)
 	orInt(&q.Replicas, defaultQueueReplicas)
+	orDuration(&q.Retention, defaultQueueRetention)
+	orDuration(&q.DeadRetention, defaultQueueDeadRetention)
 }
 
 func (q *RouteQueue) applyDefaults() {

@@ -306,5 +306,11 @@ func (v *validator) queue() *Error {
 	if q.AckWait < Duration(time.Second) {
 		return v.errf("queue.ack_wait", "must be at least 1s, got %v", q.AckWait)
 	}
+	if q.Retention < Duration(time.Second) {
+		return v.errf("queue.retention", "must be at least 1s, got %v", q.Retention)
+	}
+	if q.DeadRetention < Duration(time.Second) {
+		return v.errf("queue.dead_retention", "must be at least 1s, got %v", q.DeadRetention)
+	}
 	return nil
 }

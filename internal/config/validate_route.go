@@ -141,5 +141,13 @@ func (v *validator) mode(field string, r *Route) *Error {
 	if e := v.intIn(field+".queue.max_attempts", q.MaxAttempts, 1, maxQueueAttempts); e != nil {
 		return e
 	}
-	return v.ordered(field+".queue.backoff_base", field+".queue.backoff_max", q.BackoffBase, q.BackoffMax)
+	if e := v.ordered(field+".queue.backoff_base", field+".queue.backoff_max", q.BackoffBase, q.BackoffMax); e != nil {
+		return e
+	}
+	if q.CallbackURL != "" {
+		if err := checkCallbackURL(q.CallbackURL); err != nil {
+			return v.errf(field+".queue.callback_url", "%v", err)
+		}
+	}
+	return nil
 }

@@ -37,6 +37,7 @@ type route struct {
 	queueStatus []int         // a fallback route's final upstream statuses that store the request (retry_on_status)
 	maxAge      time.Duration // a stored request's deadline after its arrival
 	delivery    *attempt.Policy
+	callbackURL string // notified when a delivery ends; "" for none
 }
 
 // table is one configuration's routing state. It is immutable once built;
@@ -92,6 +93,7 @@ func newTable(cfg *config.Config, prev *table) (*table, error) {
 			queueStatus: rc.Retries.RetryOnStatus,
 			maxAge:      rc.Queue.MaxAge.D(),
 			delivery:    deliveryPolicy(rc),
+			callbackURL: rc.Queue.CallbackURL,
 		})
 	}
 	return t, nil

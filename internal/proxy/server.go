@@ -71,6 +71,10 @@ type Server struct {
 	// otherwise. Opened by New, run by Start, stopped and closed by Close.
 	queue  *queue.Queue
 	worker *queue.Worker
+	// notifier sends the callbacks of ended deliveries; set with queue.
+	notifier *notifier
+	// retention and deadRetention: how long ended records are kept.
+	retention, deadRetention time.Duration
 }
 
 // listener is one bound socket and the server currently serving it.
@@ -187,6 +191,8 @@ func (s *Server) openQueue(cfg *config.Config) error {
 		return fmt.Errorf("%s: queue: %w", cfg.Where("queue"), err)
 	}
 	s.queue, s.worker = q, w
+	s.notifier = newNotifier(s.log)
+	s.retention, s.deadRetention = qc.Retention.D(), qc.DeadRetention.D()
 	h.queue, h.queueMaxBody = q, int64(qc.MaxBody)
 	return nil
 }
@@ -240,6 +246,10 @@ func (s *Server) Start() error {
 	if s.worker != nil {
 		// Stopped by Close, which cancels s.stop.
 		s.wg.Go(s.runWorker)
+		s.wg.Go(s.runRetention)
+		for range callbackSenders {
+			s.wg.Go(s.runNotifier)
+		}
 	}
 	s.log.Info("switchboard started", "listeners", s.addrsLocked(), "admin", s.adminAddrLocked())
 	return nil
@@ -251,6 +261,9 @@ func (s *Server) runWorker() {
 		s.log.Error("queue worker stopped", "error", err)
 	}
 }
+
+// runNotifier sends delivery callbacks until Close.
+func (s *Server) runNotifier() { s.notifier.run(s.stop) }
 
 // bindError says which field of cfg holds an address that failed to bind.
 func bindError(cfg *config.Config, field string, err error) error {

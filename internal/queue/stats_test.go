@@ -34,9 +34,9 @@ func TestCountsDropEvents(t *testing.T) {
 	got := slices.Clone(events)
 	mu.Unlock()
 	want := []Event{
-		{Route: "hooks", State: Pending, Reason: "status_503", Status: 503},
-		{Route: "hooks", State: Pending, Reason: "status_503", Status: 503},
-		{Route: "hooks", State: Dead, Reason: "attempts_exhausted", Status: 503},
+		{ID: dead, Route: "hooks", Attempts: 1, State: Pending, Reason: "status_503", Status: 503},
+		{ID: dead, Route: "hooks", Attempts: 2, State: Pending, Reason: "status_503", Status: 503},
+		{ID: dead, Route: "hooks", Attempts: 3, State: Dead, Reason: "attempts_exhausted", Status: 503},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("events %+v, want %+v", got, want)

@@ -77,7 +77,12 @@ type WorkerConfig struct {
 // Event is one recorded step of a delivery, as WorkerConfig.OnOutcome
 // gets it.
 type Event struct {
+	// ID is the delivery's id.
+	ID    string
 	Route string
+	// Attempts is how many attempts the delivery's current generation
+	// has made.
+	Attempts int
 	// State is where the delivery stands after the step: Pending (the
 	// attempt failed and is retried), Delivered or Dead.
 	State State
@@ -374,20 +379,20 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, m *Message, atte
 	switch {
 	case v.Retry:
 		next := w.q.opts.Now().Add(v.Delay)
-		err := w.record(ctx, m, func(r *Record) {
+		rec, err := w.record(ctx, m, func(r *Record) {
 			r.Outcomes = append(r.Outcomes, o)
 			r.NextAttempt = next
 		})
 		w.settle(msg, m, err, func() error { return msg.NakWithDelay(v.Delay) })
-		w.report(err, Event{Route: m.Route, State: Pending, Reason: v.Reason, Status: out.Status})
+		w.report(rec, err, Event{State: Pending, Reason: v.Reason, Status: out.Status})
 	case out.Failure == nil && v.Reason == "":
 		resp := w.response(out)
-		err := w.record(ctx, m, func(r *Record) {
+		rec, err := w.record(ctx, m, func(r *Record) {
 			r.Outcomes = append(r.Outcomes, o)
 			r.State, r.Response = Delivered, resp
 		})
 		w.settle(msg, m, err, msg.Ack)
-		w.report(err, Event{Route: m.Route, State: Delivered, Status: out.Status})
+		w.report(rec, err, Event{State: Delivered, Status: out.Status})
 	default:
 		w.deadLetter(ctx, msg, m, cmp.Or(v.Reason, reasonNotRetryable), &o)
 	}
@@ -423,40 +428,42 @@ func (w *Worker) deadLetter(ctx context.Context, msg jetstream.Msg, m *Message, 
 		_ = msg.Nak()
 		return
 	}
-	err = w.record(ctx, m, func(r *Record) {
+	rec, err := w.record(ctx, m, func(r *Record) {
 		if o != nil {
 			r.Outcomes = append(r.Outcomes, *o)
 		}
 		r.State, r.Reason, r.NextAttempt = Dead, reason, time.Time{}
 	})
 	w.settle(msg, m, err, msg.Ack)
-	ev := Event{Route: m.Route, State: Dead, Reason: reason}
+	ev := Event{State: Dead, Reason: reason}
 	if o != nil {
 		ev.Status = o.Status
 	}
-	w.report(err, ev)
+	w.report(rec, err, ev)
 }
 
-// report hands ev to OnOutcome if its record was written (err is nil).
-func (w *Worker) report(err error, ev Event) {
+// report completes ev from rec, the record as written, and hands it to
+// OnOutcome if the write succeeded (err is nil).
+func (w *Worker) report(rec *Record, err error, ev Event) {
 	if err == nil && w.cfg.OnOutcome != nil {
+		ev.ID, ev.Route, ev.Attempts = rec.ID, rec.Route, rec.Attempts
 		w.cfg.OnOutcome(ev)
 	}
 }
 
 // record applies fn to m's record if the record still belongs to m's
-// generation and is pending; otherwise it returns errStale.
-func (w *Worker) record(ctx context.Context, m *Message, fn func(*Record)) error {
+// generation and is pending, and returns the record written; otherwise it
+// returns errStale.
+func (w *Worker) record(ctx context.Context, m *Message, fn func(*Record)) (*Record, error) {
 	sctx, cancel := storeContext(ctx)
 	defer cancel()
-	_, err := w.q.update(sctx, m.ID, func(r *Record) error {
+	return w.q.update(sctx, m.ID, func(r *Record) error {
 		if r.Generation != m.Generation || r.State != Pending {
 			return errStale
 		}
 		fn(r)
 		return nil
 	})
-	return err
 }
 
 // settle acts on the message once its record is written: with then when

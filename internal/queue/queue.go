@@ -396,10 +396,23 @@ func (q *Queue) Replay(ctx context.Context, id string) error {
 	if err != nil && !errors.Is(err, errAdopted) {
 		return err
 	}
-	if err := q.dead.Purge(ctx, jetstream.WithPurgeSubject(q.deadSubject(id))); err != nil {
+	// Delete exactly the dead letter replayed: by now the replayed message
+	// may have failed again and left a newer one on the same subject,
+	// which a purge of the subject would lose.
+	if err := q.dead.DeleteMsg(ctx, raw.Sequence); err != nil && !q.replaced(ctx, id, raw.Sequence) {
 		return fmt.Errorf("drop dead letter %s after replay: %w", id, err)
 	}
 	return nil
+}
+
+// replaced reports whether the dead letter of id at seq is gone: the
+// subject keeps one message, so a newer dead letter replaces it.
+func (q *Queue) replaced(ctx context.Context, id string, seq uint64) bool {
+	last, err := q.dead.GetLastMsgForSubject(ctx, q.deadSubject(id))
+	if err != nil {
+		return errors.Is(err, jetstream.ErrMsgNotFound)
+	}
+	return last.Sequence != seq
 }
 
 // Purge removes the records in state that last changed before before (all

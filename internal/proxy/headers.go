@@ -5,29 +5,16 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-)
 
-// hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1, plus the
-// obsolete ones proxies still strip. They describe one connection and must
-// not be forwarded.
-var hopHeaders = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
+	"github.com/switchboard-proxy/switchboard/internal/hop"
+)
 
 // copyHeader copies src into dst without the hop-by-hop headers and without
 // the headers src's Connection header names.
 func copyHeader(dst, src http.Header) {
 	conn := src["Connection"]
 	for k, vv := range src {
-		if isHopHeader(k) || namedIn(conn, k) {
+		if hop.Drop(k, conn) {
 			continue
 		}
 		// The value slice is shared, not copied: neither side changes
@@ -35,28 +22,6 @@ func copyHeader(dst, src http.Header) {
 		// on either side reallocates instead of writing into the other.
 		dst[k] = vv[:len(vv):len(vv)]
 	}
-}
-
-func isHopHeader(k string) bool {
-	for _, h := range hopHeaders {
-		if k == h {
-			return true
-		}
-	}
-	return false
-}
-
-// namedIn reports whether the canonical header name k appears in a
-// Connection header's comma-separated tokens.
-func namedIn(connection []string, k string) bool {
-	for _, v := range connection {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" && http.CanonicalHeaderKey(tok) == k {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // forwarded sets X-Forwarded-For, -Proto and -Host on out. Incoming values

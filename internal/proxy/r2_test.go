@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/switchboard-proxy/switchboard/internal/hop"
 	"github.com/switchboard-proxy/switchboard/internal/metrics"
 )
 
@@ -118,7 +119,7 @@ func FuzzForwardHeaders(f *testing.F) {
 		out := http.Header{}
 		copyHeader(out, in)
 		for k := range out {
-			if isHopHeader(k) || namedIn(in["Connection"], k) {
+			if hop.Drop(k, in["Connection"]) {
 				t.Fatalf("forwarded hop-by-hop header %q (Connection: %q)", k, connection)
 			}
 		}

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/hop"
 )
 
 // Message is one request stored for later delivery.
@@ -58,40 +59,15 @@ func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("queue: message of %d bytes over the limit of %d", e.Size, e.Limit)
 }
 
-// hopHeaders are the hop-by-hop headers of RFC 9110 §7.6.1 plus the
-// obsolete ones proxies strip. The same list lives in internal/proxy
-// (headers.go), unexported; it is copied rather than shared because no
-// package fits both and the list does not change.
-var hopHeaders = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
-
 // endToEnd returns a copy of h without the hop-by-hop headers and without
 // the headers its Connection header names.
 func endToEnd(h http.Header) http.Header {
-	drop := map[string]bool{}
-	for _, k := range hopHeaders {
-		drop[k] = true
-	}
-	for _, v := range h["Connection"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.TrimSpace(tok); tok != "" {
-				drop[http.CanonicalHeaderKey(tok)] = true
-			}
-		}
-	}
+	conn := h["Connection"]
 	out := make(http.Header, len(h))
 	for k, vv := range h {
-		if !drop[http.CanonicalHeaderKey(k)] {
-			out[http.CanonicalHeaderKey(k)] = append([]string(nil), vv...)
+		k = http.CanonicalHeaderKey(k)
+		if !hop.Drop(k, conn) {
+			out[k] = append([]string(nil), vv...)
 		}
 	}
 	return out

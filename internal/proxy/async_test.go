@@ -327,3 +327,75 @@ func TestReloadCannotAddFirstAsyncRoute(t *testing.T) {
 		t.Error("a queue is open after the rejected reload")
 	}
 }
+
+// flakyHook answers 503 until ok is set, then 201.
+type flakyHook struct {
+	mu sync.Mutex
+	ok bool
+	n  int
+}
+
+func (f *flakyHook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	io.Copy(io.Discard, r.Body)
+	f.mu.Lock()
+	ok := f.ok
+	f.n++
+	f.mu.Unlock()
+	if !ok {
+		http.Error(w, "not now", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusCreated)
+}
+
+// The status URL follows a delivery through its states: pending while the
+// upstream answers 503, dead after max_attempts (with every attempt's
+// outcome), pending again after a replay, delivered once the upstream
+// recovers. (Cancelled is TestAsyncCancel.)
+func TestAsyncStatusThroughEveryState(t *testing.T) {
+	up := &flakyHook{}
+	h := start(t, queueTop(t.TempDir()), routeOpts{upstream: hookUpstream(t, up),
+		extra: "    mode: async\n    queue:\n      max_attempts: 2\n      backoff_base: 20ms\n      backoff_max: 50ms\n"})
+	c := h1Client(t)
+	id, statusURL := postAsync(t, h, c, "/hooks/states", "key-s", "x")
+	if code, r := status(t, c, statusURL); code != 200 || r.ID != id || r.State != "pending" && r.State != "dead" {
+		t.Fatalf("first status: %d %+v", code, r)
+	}
+	dead := waitRecord(t, c, statusURL, isState("dead"))
+	if dead.Attempts != 2 || len(dead.Outcomes) != 2 || dead.Outcomes[1].Status != http.StatusServiceUnavailable {
+		t.Fatalf("dead record %+v", dead)
+	}
+	up.mu.Lock()
+	up.ok = true
+	up.mu.Unlock()
+	if err := h.srv.QueueForTest().Replay(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	r := waitRecord(t, c, statusURL, isState("delivered"))
+	if r.Response == nil || r.Response.Status != http.StatusCreated {
+		t.Fatalf("delivered record %+v", r)
+	}
+}
+
+// A queue that cannot take the request: 503 with Proxy-Status, never a 202.
+func TestAsyncStoreUnavailable(t *testing.T) {
+	up := &hookRecorder{}
+	h := start(t, queueTop(t.TempDir()), routeOpts{upstream: hookUpstream(t, up), extra: asyncRoute("10ms", "50ms")})
+	h.srv.QueueForTest().Close() // the store goes away under the running server
+	res, err := h1Client(t).Post(h.url("/hooks/gone"), "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(res.Header.Get("Proxy-Status"), "error=destination_unavailable") {
+		t.Fatalf("POST with the store down = %d %q, Proxy-Status %q; want 503 destination_unavailable",
+			res.StatusCode, body, res.Header.Get("Proxy-Status"))
+	}
+	if res.Header.Get("Location") != "" {
+		t.Errorf("a Location for something not stored: %q", res.Header.Get("Location"))
+	}
+	if seen := up.seen(); len(seen) != 0 {
+		t.Errorf("upstream saw %+v", seen)
+	}
+}

@@ -96,16 +96,15 @@ func (ex *exchange) finish() {
 	// A fallback request that was stored lists even a single attempt:
 	// the record's side, phase and kind describe it only when it failed.
 	if ex.try != nil && (len(ex.tries) > 0 || ex.try.conns.Load() > 1 || ex.deliveryID != "") {
-		last := tryLog{Endpoint: ex.try.endpoint.Host, MS: ms(time.Since(ex.try.start)),
-			Replays: max(int(ex.try.conns.Load())-1, 0), Hedge: ex.try.hedge}
-		switch {
-		case ex.res != nil && (o.Side != hangup.Upstream || o.Action == hangup.QueuedForLater):
-			last.Status = ex.res.StatusCode
-		case o.Side == hangup.Upstream:
-			last.Side, last.Phase, last.Kind = o.Side.String(), o.Phase.String(), o.Kind.String()
-		}
 		list := ex.tries
 		if !ex.tryLogged {
+			last := ex.try.logEntry()
+			switch {
+			case ex.res != nil && (o.Side != hangup.Upstream || o.Action == hangup.QueuedForLater):
+				last.Status = ex.res.StatusCode
+			case o.Side == hangup.Upstream:
+				last.Side, last.Phase, last.Kind = o.Side.String(), o.Phase.String(), o.Kind.String()
+			}
 			list = append(list, last)
 		}
 		attrs = append(attrs, slog.Any(keyAttempts, list), slog.Int(keyRetries, len(list)-1))

@@ -296,9 +296,10 @@ type try struct {
 	idled   atomic.Bool  // uconn went back to the idle pool
 
 	// wrote is closed once the transport reports the request, or a
-	// bodyless request's headers, written (or failed to write).
-	wrote     chan struct{}
-	wroteOnce sync.Once
+	// bodyless request's headers, written (or failed to write). Only an
+	// HTTP/2 attempt has one (made before h2 is set), for settledPhase.
+	wrote       chan struct{}
+	wroteClosed atomic.Bool
 
 	mu        sync.Mutex  // guards the timers and done
 	header    *time.Timer // response-header timeout
@@ -336,7 +337,7 @@ func (ex *exchange) newTry() *try {
 // startTry starts an attempt on lease's endpoint and arms its per-try
 // timeout.
 func (ex *exchange) startTry(lease *upstream.Lease) *try {
-	tr := &try{start: time.Now(), route: ex.route, lease: lease, endpoint: lease.Endpoint, wrote: make(chan struct{})}
+	tr := &try{start: time.Now(), route: ex.route, lease: lease, endpoint: lease.Endpoint}
 	tr.ctx, tr.cancel = context.WithCancelCause(ex.ctx)
 	tr.dial = upstream.DialControl{Abort: tr.ctx, Timeout: ex.route.connect}
 	tr.setPhase(hangup.Connect)
@@ -456,7 +457,14 @@ func (tr *try) gotConn(info httptrace.GotConnInfo) {
 		tr.uconn.Store(c)
 	}
 	tr.conns.Add(1)
-	tr.h2.Store(isH2Conn(info.Conn) || tr.route.h2Pool)
+	if isH2Conn(info.Conn) || tr.route.h2Pool {
+		if tr.wrote == nil {
+			tr.wrote = make(chan struct{})
+		}
+		tr.h2.Store(true) // publishes wrote
+	} else {
+		tr.h2.Store(false)
+	}
 	tr.setPhase(hangup.SendRequest)
 }
 
@@ -473,7 +481,14 @@ func (tr *try) putIdleConn(err error) {
 // headers went out.
 func (tr *try) wroteHeaders() {
 	tr.phase.CompareAndSwap(uint32(hangup.SendRequest), uint32(hangup.AwaitHeaders))
-	tr.wroteOnce.Do(func() { close(tr.wrote) })
+	tr.reportWritten()
+}
+
+// reportWritten wakes settledPhase, if the attempt speaks HTTP/2.
+func (tr *try) reportWritten() {
+	if tr.h2.Load() && tr.wroteClosed.CompareAndSwap(false, true) {
+		close(tr.wrote)
+	}
 }
 
 // wroteRequest runs on a transport goroutine once the whole request went
@@ -482,7 +497,7 @@ func (tr *try) wroteHeaders() {
 // which time the response may have arrived and be streaming: the phase
 // only ever moves on from send_request here, never back.
 func (tr *try) wroteRequest(info httptrace.WroteRequestInfo) {
-	defer tr.wroteOnce.Do(func() { close(tr.wrote) })
+	defer tr.reportWritten()
 	if info.Err == nil {
 		tr.phase.CompareAndSwap(uint32(hangup.SendRequest), uint32(hangup.AwaitHeaders))
 	}
@@ -557,14 +572,20 @@ type tryLog struct {
 
 // logTry records the current attempt's end for the access log.
 func (ex *exchange) logTry(status int, f *attempt.Failure, retry string) {
-	tr := ex.try
-	l := tryLog{Endpoint: tr.endpoint.Host, Status: status, MS: ms(time.Since(tr.start)), Retry: retry,
-		Replays: max(int(tr.conns.Load())-1, 0), Hedge: tr.hedge, endpoint: tr.endpoint}
+	l := ex.try.logEntry()
+	l.Status, l.Retry = status, retry
 	if f != nil {
 		l.Side, l.Phase, l.Kind = f.Side.String(), f.Phase.String(), f.Kind.String()
 	}
 	ex.tries = append(ex.tries, l)
 	ex.tryLogged = true
+}
+
+// logEntry is the attempt's access-log entry so far: where it went, how
+// long it took, how the transport replayed it.
+func (tr *try) logEntry() tryLog {
+	return tryLog{Endpoint: tr.endpoint.Host, MS: ms(time.Since(tr.start)),
+		Replays: max(int(tr.conns.Load())-1, 0), Hedge: tr.hedge, endpoint: tr.endpoint}
 }
 
 // replayBody keeps the first bytes of the caller's body, up to limit, so

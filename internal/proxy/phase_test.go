@@ -23,6 +23,7 @@ func TestLateWriteReportKeepsPhase(t *testing.T) {
 		}
 	}
 	tr := &try{route: &route{}, wrote: make(chan struct{})}
+	tr.h2.Store(true) // only an HTTP/2 attempt has wrote
 	tr.setPhase(hangup.SendRequest)
 	tr.wroteRequest(httptrace.WroteRequestInfo{})
 	if got := tr.getPhase(); got != hangup.AwaitHeaders {

@@ -58,8 +58,11 @@ func withCallerConn(ctx context.Context, c net.Conn) context.Context {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
-	if cc, ok := c.(*callerConn); ok {
+	switch cc := c.(type) {
+	case *callerConn:
 		return context.WithValue(ctx, callerConnKey{}, cc)
+	case *prefixConn:
+		return context.WithValue(ctx, callerConnKey{}, cc.callerConn)
 	}
 	return ctx
 }

@@ -93,6 +93,7 @@ type listener struct {
 type server struct {
 	http  *http.Server
 	tls   bool
+	fast  *fastServer   // serves cleartext HTTP/1 before http; nil for TLS and admin
 	conns *connSet      // http's connections, for draining it
 	h     *handoff      // set when it starts serving
 	done  chan struct{} // closed when its serve loop has returned
@@ -108,7 +109,11 @@ func newServer(hs *http.Server, useTLS bool) *server {
 		if connCtx != nil {
 			ctx = connCtx(ctx, c)
 		}
-		return srv.conns.connContext(ctx, c)
+		ctx = srv.conns.connContext(ctx, c)
+		if pc, ok := c.(*prefixConn); ok {
+			close(pc.registered) // the fast path may forget its entry now
+		}
+		return ctx
 	}
 	h := hs.Handler
 	hs.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -340,7 +345,16 @@ func (s *Server) proxyServer(l *listener) *server {
 			},
 		}
 	}
-	return newServer(srv, lc.TLS != nil)
+	out := newServer(srv, lc.TLS != nil)
+	if lc.TLS == nil {
+		out.fast = &fastServer{
+			srv:   out,
+			conns: map[*fastConn]struct{}{},
+			spawn: s.wg.Go,
+			log:   s.log.Error,
+		}
+	}
+	return out
 }
 
 func (s *Server) newAdminHandler(cfg *config.Config) *http.Handler {
@@ -371,22 +385,59 @@ func (s *Server) serveLocked(l *listener) {
 	s.serveOnLocked(l.srv, l.sock.current())
 }
 
-// serveOnLocked runs srv on h in a goroutine the server waits for.
+// serveOnLocked runs srv on h in a goroutine the server waits for. A
+// cleartext listener's connections go to the fast path first, which hands
+// what it does not serve to srv.http on a listener of its own.
 func (s *Server) serveOnLocked(srv *server, h *handoff) {
 	srv.h = h
+	if srv.fast != nil {
+		srv.fast.inner = newHandoff(h.sock)
+		s.wg.Go(func() { s.runFast(srv) })
+	}
 	s.wg.Go(func() { s.runServer(srv) })
 }
 
-func (s *Server) runServer(srv *server) {
+// runFast runs srv's fast path until srv's handoff closes.
+func (s *Server) runFast(srv *server) {
 	defer close(srv.done)
+	srv.fast.serve(srv.h)
+}
+
+// closeIdle closes srv's idle connections, as a drain does once its grace
+// has passed.
+func (srv *server) closeIdle() {
+	srv.http.SetKeepAlivesEnabled(false)
+	if srv.fast != nil {
+		srv.fast.closeIdle()
+	}
+}
+
+// close closes srv's listener and connections at once.
+func (srv *server) close() {
+	srv.http.Close()
+	if srv.fast != nil {
+		srv.fast.closeAll()
+	}
+}
+
+func (s *Server) runServer(srv *server) {
+	h := srv.h
+	if srv.fast != nil {
+		// The fast path closes done; this server serves what it hands
+		// over, until Shutdown or Close.
+		h = srv.fast.inner
+	} else {
+		defer close(srv.done)
+	}
 	// Serve closes h when it returns, but ServeTLS can fail before
 	// calling Serve; the accept loop must learn that srv takes nothing more.
+	defer h.Close()
 	defer srv.h.Close()
 	var err error
 	if srv.tls {
-		err = srv.http.ServeTLS(srv.h, "", "")
+		err = srv.http.ServeTLS(h, "", "")
 	} else {
-		err = srv.http.Serve(srv.h)
+		err = srv.http.Serve(h)
 	}
 	// net.ErrClosed: a drain closed srv's handoff to stop it taking
 	// connections.
@@ -697,14 +748,14 @@ func (srv *server) drain(ctx context.Context, sock *socket) error {
 	err := srv.conns.waitH1Gone(grace)
 	cancel()
 	if err != nil && ctx.Err() == nil {
-		srv.http.SetKeepAlivesEnabled(false) // closes the idle ones
+		srv.closeIdle()
 		err = srv.conns.waitH1Gone(ctx)
 	}
 	if err == nil {
 		err = srv.http.Shutdown(ctx)
 	}
 	if err != nil {
-		srv.http.Close()
+		srv.close()
 	}
 	return err
 }
@@ -802,14 +853,14 @@ func (s *Server) Close() {
 	s.stopping = true
 	for _, l := range s.listeners {
 		l.sock.Close()
-		l.srv.http.Close()
+		l.srv.close()
 	}
 	if s.admin != nil {
 		s.admin.sock.Close()
-		s.admin.srv.http.Close()
+		s.admin.srv.close()
 	}
 	for srv := range s.retired {
-		srv.http.Close()
+		srv.close()
 	}
 	s.mu.Unlock()
 	s.cancelStop()

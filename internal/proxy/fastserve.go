@@ -1,0 +1,520 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The HTTP/1.1 fast path. A cleartext listener serves each connection
+// with fastConn's own loop instead of net/http's: it reads a request head
+// into a pooled buffer, builds the *http.Request, and runs the Handler on
+// the connection's goroutine with a light ResponseWriter (fastResponse).
+// An idle connection holds no buffer, only its goroutine and a few words.
+//
+// Anything the loop does not serve itself is handed, with the bytes it
+// has read, to the listener's net/http server, which then serves the
+// connection to its end: HTTP/2 prior knowledge (h2c), Upgrade and CONNECT
+// requests, Expect, a head larger than the buffer, and every head that does
+// not parse or that net/http would answer with an error of its own. So the
+// fast path never accepts what net/http rejects, and it never has to
+// produce net/http's error answers.
+//
+// Rule R1 holds as in net/http: once a request's body has been read whole,
+// a background read watches the caller's socket while the handler runs,
+// and a hang-up (EOF or reset) cancels the request's context at once.
+
+// fastServer serves the cleartext HTTP/1 connections of one server.
+type fastServer struct {
+	srv   *server
+	inner *handoff     // the listener srv.http serves: connections handed over
+	spawn func(func()) // starts a connection goroutine the proxy.Server waits for
+	log   func(string, ...any)
+
+	mu     sync.Mutex
+	conns  map[*fastConn]struct{} // guarded by mu
+	closed bool                   // guarded by mu: closeAll ran
+}
+
+// connection states, for closing idle connections.
+const (
+	fcActive int32 = iota
+	fcIdle
+	fcClosed
+)
+
+// serve takes connections from h until it is closed.
+func (fs *fastServer) serve(h *handoff) error {
+	for {
+		c, err := h.Accept()
+		if err != nil {
+			return err
+		}
+		cc, ok := c.(*callerConn)
+		if !ok {
+			fs.handOff(c) // not expected: a proxy listener's are callerConns
+			continue
+		}
+		fc := &fastConn{fs: fs, c: cc, watchRes: make(chan error, 1)}
+		fc.remote = cc.RemoteAddr().String()
+		// The same hooks net/http would run: the caller's connection
+		// and the connSet entry go into every request's context.
+		fc.ctx = fs.srv.http.ConnContext(context.Background(), cc)
+		fs.mu.Lock()
+		if fs.closed {
+			fs.mu.Unlock()
+			cc.Close()
+			continue
+		}
+		fs.conns[fc] = struct{}{}
+		fs.mu.Unlock()
+		fs.spawn(fc.serve)
+	}
+}
+
+// handOff gives c to the net/http server, or closes it if that server
+// takes nothing more.
+func (fs *fastServer) handOff(c net.Conn) {
+	select {
+	case fs.inner.conns <- c:
+	case <-fs.inner.closed:
+		c.Close()
+	}
+}
+
+// closeIdle closes the connections waiting for a request, as a drain does
+// once its grace has passed; a connection that has begun reading one
+// finishes it.
+func (fs *fastServer) closeIdle() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for fc := range fs.conns {
+		if fc.state.CompareAndSwap(fcIdle, fcClosed) {
+			fc.c.Close()
+		}
+	}
+}
+
+// closeAll closes every connection at once.
+func (fs *fastServer) closeAll() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.closed = true
+	for fc := range fs.conns {
+		fc.state.Store(fcClosed)
+		fc.c.Close()
+	}
+}
+
+func (fs *fastServer) forget(fc *fastConn) {
+	fs.mu.Lock()
+	delete(fs.conns, fc)
+	fs.mu.Unlock()
+	fs.srv.conns.stateHook(fc.c, http.StateClosed)
+}
+
+// Buffers are held only while a request is being served.
+const (
+	fastReadSize  = 8 << 10
+	fastWriteSize = 4 << 10
+)
+
+var (
+	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastReadSize) }}
+	fastWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }}
+)
+
+// fastConn is one caller connection on the fast path. Its fields are owned
+// by its serve goroutine, except state (closeIdle) and the watcher's
+// result channel.
+type fastConn struct {
+	fs     *fastServer
+	c      *callerConn
+	ctx    context.Context // the connection's: carries callerConn and the connSet entry
+	remote string
+	state  atomic.Int32
+
+	br    *bufio.Reader // while serving
+	bw    *bufio.Writer // while serving
+	src   fastSource    // br's source: the byte the idle read took, then c
+	first [1]byte       // a byte read ahead of br by the idle read or the watcher
+	has   bool          // first holds a byte
+
+	parse    *bufio.Reader // parses a head with net/http; reused
+	headSrc  bytes.Reader
+	watching bool
+	wbyte    [1]byte
+	watchRes chan error   // the watcher's result; capacity 1
+	cancel   func()       // cancels the current request's context
+	served   int          // requests served
+	dead     bool         // the caller's side ended: serve no more
+	body     fastBody     // the current request's body
+	resp     fastResponse // the current request's writer
+	header   http.Header  // resp's header map, reused
+}
+
+// fastSource is what a fastConn's bufio.Reader reads: first the byte the
+// connection read ahead, then the connection.
+type fastSource struct{ fc *fastConn }
+
+func (s *fastSource) Read(p []byte) (int, error) {
+	fc := s.fc
+	if fc.has && len(p) > 0 {
+		p[0] = fc.first[0]
+		fc.has = false
+		return 1, nil
+	}
+	return fc.c.Read(p)
+}
+
+// serve is the connection's loop: wait for a request, serve it, repeat.
+func (fc *fastConn) serve() {
+	handed := false
+	defer func() {
+		fc.release()
+		if !handed {
+			fc.c.Close()
+		}
+		fc.fs.forget(fc)
+	}()
+	fc.src.fc = fc
+	srv := fc.fs.srv.http
+	for {
+		if !fc.has && (fc.br == nil || fc.br.Buffered() == 0) {
+			fc.release()
+			if !fc.awaitRequest(srv.IdleTimeout, srv.ReadHeaderTimeout) {
+				return
+			}
+		}
+		if fc.br == nil {
+			fc.br = fastReaders.Get().(*bufio.Reader)
+			fc.br.Reset(&fc.src)
+		}
+		if d := srv.ReadHeaderTimeout; d > 0 {
+			fc.c.SetReadDeadline(time.Now().Add(d))
+		}
+		head, ok := fc.readHead(srv.MaxHeaderBytes)
+		if !ok {
+			return
+		}
+		if head == nil {
+			handed = fc.handOff()
+			return
+		}
+		req := fc.request(head)
+		if req == nil {
+			handed = fc.handOff()
+			return
+		}
+		fc.c.SetReadDeadline(time.Time{})
+		fc.br.Discard(len(head))
+		if !fc.serveRequest(req) {
+			return
+		}
+	}
+}
+
+// awaitRequest waits for the first byte of the next request without
+// holding a buffer, for at most idle (the first request: readHeader). It
+// reports false if the connection ended or was closed as idle meanwhile.
+func (fc *fastConn) awaitRequest(idle, readHeader time.Duration) bool {
+	d := idle
+	if fc.served == 0 {
+		d = readHeader
+	}
+	if d > 0 {
+		fc.c.SetReadDeadline(time.Now().Add(d))
+	}
+	if !fc.state.CompareAndSwap(fcActive, fcIdle) {
+		return false
+	}
+	n, err := fc.c.Read(fc.first[:])
+	if !fc.state.CompareAndSwap(fcIdle, fcActive) || err != nil || n == 0 {
+		return false
+	}
+	fc.has = true
+	return true
+}
+
+// readHead returns the next request head, whole, from the buffer without
+// consuming it. It returns nil, true when the connection is for net/http
+// (an HTTP/2 preface, a head with bare LF line ends or larger than the
+// buffer or maxHeaderBytes), and false when the connection ended or the
+// header timeout passed.
+func (fc *fastConn) readHead(maxHeaderBytes int) ([]byte, bool) {
+	br := fc.br
+	limit := min(br.Size(), maxHeaderBytes)
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if end := headEnd(buf); end > 0 {
+			if end > limit || bytes.HasPrefix(buf, []byte("PRI ")) {
+				return nil, true
+			}
+			return buf[:end], true
+		} else if end < 0 || len(buf) >= limit {
+			return nil, true
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			// The caller sent part of a head and left or stalled;
+			// net/http would close without an answer too.
+			return nil, false
+		}
+	}
+}
+
+// headEnd returns the length of the head at the start of buf if buf holds
+// one whole, 0 if it may still come, and -1 if a line ends with a bare LF
+// (which net/http accepts and parses its own way).
+func headEnd(buf []byte) int {
+	line := 0
+	for {
+		i := bytes.IndexByte(buf[line:], '\n')
+		if i < 0 {
+			return 0
+		}
+		i += line
+		if i == 0 || buf[i-1] != '\r' {
+			return -1
+		}
+		if i-1 == line {
+			return i + 1 // an empty line ends the head
+		}
+		line = i + 1
+	}
+}
+
+// handOff gives the connection, with the bytes read ahead, to net/http.
+func (fc *fastConn) handOff() bool {
+	var ahead []byte
+	if fc.br != nil {
+		b, _ := fc.br.Peek(fc.br.Buffered())
+		ahead = bytes.Clone(b)
+	}
+	if fc.has {
+		ahead = append([]byte{fc.first[0]}, ahead...)
+		fc.has = false
+	}
+	fc.c.SetReadDeadline(time.Time{})
+	pc := &prefixConn{callerConn: fc.c, ahead: ahead, registered: make(chan struct{})}
+	fc.fs.handOff(pc)
+	// Forget the connection only once net/http has it in the connSet, so
+	// a drain never sees it in neither.
+	select {
+	case <-pc.registered:
+	case <-fc.fs.inner.closed:
+	}
+	return true
+}
+
+// release returns the connection's buffers to their pools.
+func (fc *fastConn) release() {
+	if fc.br != nil && fc.br.Buffered() == 0 {
+		fc.br.Reset(nil)
+		fastReaders.Put(fc.br)
+		fc.br = nil
+	}
+	if fc.bw != nil {
+		fc.bw.Reset(nil)
+		fastWriters.Put(fc.bw)
+		fc.bw = nil
+	}
+}
+
+// errFastSkip says a head is left to net/http.
+var errFastSkip = errors.New("left to net/http")
+
+// request parses head into a request for the fast path, or returns nil if
+// net/http is to serve it.
+func (fc *fastConn) request(head []byte) *http.Request {
+	if fc.parse == nil {
+		fc.parse = bufio.NewReaderSize(nil, 256)
+	}
+	fc.headSrc.Reset(head)
+	fc.parse.Reset(&fc.headSrc)
+	req, err := http.ReadRequest(fc.parse)
+	if err != nil || fastCheck(req, head) != nil {
+		return nil
+	}
+	req.RemoteAddr = fc.remote
+	return req
+}
+
+// fastCheck returns errFastSkip for a request the fast path leaves to
+// net/http: anything but a plain HTTP/1.x request, and every request
+// net/http's server would refuse after parsing it (its Host checks and
+// field validity).
+func fastCheck(r *http.Request, head []byte) error {
+	switch {
+	case r.ProtoMajor != 1, r.Method == http.MethodConnect, r.Method == "PRI":
+		return errFastSkip
+	case r.Header["Upgrade"] != nil, r.Header["Expect"] != nil:
+		return errFastSkip
+	}
+	// http.ReadRequest drops the Host field from the map: count it in
+	// the head.
+	hosts, host := hostFields(head)
+	if hosts > 1 || r.ProtoAtLeast(1, 1) && hosts == 0 {
+		return errFastSkip
+	}
+	if hosts == 1 && !validHostHeader(host) {
+		return errFastSkip
+	}
+	for k, vv := range r.Header {
+		if !validFieldName(k) {
+			return errFastSkip
+		}
+		for _, v := range vv {
+			if !validFieldValue(v) {
+				return errFastSkip
+			}
+		}
+	}
+	if len(r.TransferEncoding) > 0 && (len(r.TransferEncoding) != 1 || r.TransferEncoding[0] != "chunked") {
+		return errFastSkip
+	}
+	return nil
+}
+
+// hostFields counts the Host fields in a request head and returns the
+// value of the last.
+func hostFields(head []byte) (n int, value string) {
+	for len(head) > 0 {
+		line, rest, _ := bytes.Cut(head, []byte("\r\n"))
+		head = rest
+		if len(line) > 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")) {
+			n++
+			value = string(bytes.Trim(line[5:], " \t"))
+		}
+	}
+	return n, value
+}
+
+// serveRequest runs the handler for req and finishes its response. It
+// reports whether the connection may serve another request.
+func (fc *fastConn) serveRequest(req *http.Request) bool {
+	fc.served++
+	ctx, cancel := context.WithCancel(fc.ctx)
+	fc.cancel = cancel
+	defer cancel()
+	req = req.WithContext(ctx)
+	if fc.bw == nil {
+		fc.bw = fastWriters.Get().(*bufio.Writer)
+		fc.bw.Reset(fc.c)
+	}
+	if fc.header == nil {
+		fc.header = make(http.Header, 16)
+	}
+	clear(fc.header)
+	fc.body.reset(fc, req)
+	fc.resp.reset(fc, req, fc.header)
+	if req.Body == http.NoBody {
+		fc.startWatch()
+	}
+	aborted := fc.runHandler(&fc.resp, req)
+	// From here on the body reads nothing: a reader still at it (an
+	// upstream transport's goroutine) gets an error, and cannot start
+	// the watcher after stopWatch.
+	bodyDone := fc.body.close()
+	fc.stopWatch()
+	if !bodyDone {
+		// The rest of the body was not read: the connection cannot
+		// carry another request, and a late reader may still be using
+		// the buffered reader, which therefore goes to no pool.
+		fc.br = nil
+		fc.resp.closeAfter = true
+	}
+	if aborted || fc.dead {
+		return false
+	}
+	if err := fc.resp.finish(); err != nil {
+		return false
+	}
+	return !fc.resp.closeAfter
+}
+
+// runHandler calls the handler, and reports whether it aborted the response
+// (http.ErrAbortHandler, or any other panic, which is logged).
+func (fc *fastConn) runHandler(w http.ResponseWriter, r *http.Request) (aborted bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			aborted = true
+			if v != http.ErrAbortHandler {
+				fc.fs.log("http: panic serving "+fc.remote, "panic", v)
+			}
+		}
+	}()
+	fc.fs.srv.http.Handler.ServeHTTP(w, r)
+	return false
+}
+
+// startWatch starts the background read that notices the caller hanging
+// up while the handler runs. Bytes already buffered mean the caller sent
+// its next request: nothing to watch for.
+// It runs on the handler's goroutine, or on the one that read the body's
+// end (under the body's lock), never after stopWatch.
+func (fc *fastConn) startWatch() {
+	if fc.watching || fc.has || fc.br.Buffered() > 0 {
+		return
+	}
+	fc.watching = true
+	go fc.watch(fc.cancel)
+}
+
+// watch reads one byte from the caller: the start of its next request, or
+// the hang-up that cancels the current one.
+func (fc *fastConn) watch(cancel func()) {
+	n, err := fc.c.Read(fc.wbyte[:])
+	if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		cancel()
+	}
+	if n == 1 {
+		err = nil
+	} else if err == nil {
+		err = io.ErrNoProgress
+	}
+	fc.watchRes <- err
+}
+
+// stopWatch ends the background read and keeps what it read.
+func (fc *fastConn) stopWatch() {
+	if !fc.watching {
+		return
+	}
+	fc.watching = false
+	fc.c.SetReadDeadline(aLongTimeAgo)
+	err := <-fc.watchRes
+	fc.c.SetReadDeadline(time.Time{})
+	switch {
+	case err == nil:
+		fc.first[0], fc.has = fc.wbyte[0], true
+	case !errors.Is(err, os.ErrDeadlineExceeded):
+		fc.dead = true
+	}
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// prefixConn is a caller connection handed to net/http with the bytes the
+// fast path had read ahead.
+type prefixConn struct {
+	*callerConn
+	ahead      []byte
+	registered chan struct{} // closed when net/http's server registered it
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.ahead) > 0 {
+		n := copy(p, c.ahead)
+		c.ahead = c.ahead[n:]
+		return n, nil
+	}
+	return c.callerConn.Read(p)
+}

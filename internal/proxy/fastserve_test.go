@@ -181,7 +181,7 @@ func TestFastPathWire(t *testing.T) {
 	})
 	t.Run("a request net/http refuses gets its answer", func(t *testing.T) {
 		for _, req := range []string{
-			"GET /x HTTP/1.1\r\n\r\n",                      // no Host
+			"GET /x HTTP/1.1\r\n\r\n",                       // no Host
 			"GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", // two
 			"GET /x HTTP/1.1\r\nHost: a b\r\n\r\n",          // bad Host
 			"GET /x HTTP/1.1\r\nHost: a\r\nBad Name: v\r\n\r\n",

@@ -25,11 +25,15 @@ type fastBody struct {
 }
 
 // reset prepares the body of req and sets req.Body.
+// A nil req forgets the last request.
 func (b *fastBody) reset(fc *fastConn, req *http.Request) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.fc, b.eof, b.closed, b.limited = fc, false, false, false
+	b.lr = io.LimitedReader{}
 	switch {
+	case req == nil:
+		b.r = nil
 	case len(req.TransferEncoding) > 0:
 		b.r = httputil.NewChunkedReader(fc.br)
 		req.Body = b

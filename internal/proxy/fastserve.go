@@ -128,6 +128,7 @@ const (
 )
 
 var (
+	fastParsers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256) }}
 	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastReadSize) }}
 	fastWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }}
 )
@@ -148,7 +149,6 @@ type fastConn struct {
 	first [1]byte       // a byte read ahead of br by the idle read or the watcher
 	has   bool          // first holds a byte
 
-	parse    *bufio.Reader // parses a head with net/http; reused
 	headSrc  bytes.Reader
 	watching bool
 	wbyte    [1]byte
@@ -158,7 +158,6 @@ type fastConn struct {
 	dead     bool         // the caller's side ended: serve no more
 	body     fastBody     // the current request's body
 	resp     fastResponse // the current request's writer
-	header   http.Header  // resp's header map, reused
 }
 
 // fastSource is what a fastConn's bufio.Reader reads: first the byte the
@@ -334,12 +333,12 @@ var errFastSkip = errors.New("left to net/http")
 // request parses head into a request for the fast path, or returns nil if
 // net/http is to serve it.
 func (fc *fastConn) request(head []byte) *http.Request {
-	if fc.parse == nil {
-		fc.parse = bufio.NewReaderSize(nil, 256)
-	}
+	parse := fastParsers.Get().(*bufio.Reader)
+	defer fastParsers.Put(parse)
 	fc.headSrc.Reset(head)
-	fc.parse.Reset(&fc.headSrc)
-	req, err := http.ReadRequest(fc.parse)
+	parse.Reset(&fc.headSrc)
+	req, err := http.ReadRequest(parse)
+	parse.Reset(nil)
 	if err != nil || fastCheck(req, head) != nil {
 		return nil
 	}
@@ -409,12 +408,14 @@ func (fc *fastConn) serveRequest(req *http.Request) bool {
 		fc.bw = fastWriters.Get().(*bufio.Writer)
 		fc.bw.Reset(fc.c)
 	}
-	if fc.header == nil {
-		fc.header = make(http.Header, 16)
-	}
-	clear(fc.header)
+	hdr := fastHeaders.Get().(http.Header)
+	defer fastHeaders.Put(hdr)
+	defer clear(hdr)
+	// Nothing of the request outlives it: an idle connection keeps
+	// only itself.
+	defer fc.forgetRequest()
 	fc.body.reset(fc, req)
-	fc.resp.reset(fc, req, fc.header)
+	fc.resp.reset(fc, req, hdr)
 	if req.Body == http.NoBody {
 		fc.startWatch()
 	}
@@ -439,6 +440,14 @@ func (fc *fastConn) serveRequest(req *http.Request) bool {
 	}
 	return !fc.resp.closeAfter
 }
+
+func (fc *fastConn) forgetRequest() {
+	fc.body.reset(nil, nil)
+	fc.resp = fastResponse{}
+	fc.cancel = nil
+}
+
+var fastHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
 
 // runHandler calls the handler, and reports whether it aborted the response
 // (http.ErrAbortHandler, or any other panic, which is logged).

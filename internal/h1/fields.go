@@ -1,6 +1,9 @@
 package h1
 
-import "bytes"
+import (
+	"bytes"
+	"encoding/binary"
+)
 
 // Field is one header or trailer field. Name and Value alias the parsed
 // buffer. Value has leading and trailing OWS trimmed; Name is as sent (not
@@ -43,72 +46,102 @@ func parseFields(b []byte, i int, fields []Field) ([]Field, int, error) {
 		case ' ', '\t':
 			return fields, 0, errObsFold
 		}
-		f, next, err := parseField(b, i)
+		colon, start, end, next, err := parseField(b, i)
 		if err != nil {
 			return fields, 0, err
 		}
 		if len(fields) == MaxFields {
 			return fields, 0, errTooManyFields
 		}
-		fields = append(fields, f)
+		fields = append(fields, Field{Name: b[i:colon], Value: b[start:end]})
 		i = next
 	}
 }
 
-// parseField parses the field line starting at b[i] and returns the index
-// of the next line.
-func parseField(b []byte, i int) (Field, int, error) {
+// parseField parses the field line starting at b[i]. The name is
+// b[i:colon], the value b[start:end]; the next line starts at b[next]. (The
+// indexes, unlike a Field, come back in registers.)
+func parseField(b []byte, i int) (colon, start, end, next int, err error) {
 	j := i
 	for j < len(b) && class[b[j]]&cToken != 0 {
 		j++
 	}
 	if j == len(b) {
-		return Field{}, 0, errShort
+		return 0, 0, 0, 0, errShort
 	}
 	if b[j] != ':' {
 		if isOWS(b[j]) {
 			// RFC 9112 §5.1: a server MUST reject this; net/http
 			// accepts it (go.dev/issue/34540) and keeps the space.
-			return Field{}, 0, errSpaceBeforeColon
+			return 0, 0, 0, 0, errSpaceBeforeColon
 		}
-		return Field{}, 0, errFieldName
+		return 0, 0, 0, 0, errFieldName
 	}
 	if j == i {
-		return Field{}, 0, errFieldName
+		return 0, 0, 0, 0, errFieldName
 	}
-	name := b[i:j]
+	colon = j
 	j++
 	for j < len(b) && isOWS(b[j]) {
 		j++
 	}
-	start := j
+	start = j
 	j = scanValue(b, j)
 	if j >= len(b) {
-		return Field{}, 0, errShort
+		return 0, 0, 0, 0, errShort
 	}
 	if b[j] != '\r' {
 		if b[j] == '\n' {
-			return Field{}, 0, errBareLF
+			return 0, 0, 0, 0, errBareLF
 		}
-		return Field{}, 0, errFieldValue
+		return 0, 0, 0, 0, errFieldValue
 	}
 	if j+1 >= len(b) {
-		return Field{}, 0, errShort
+		return 0, 0, 0, 0, errShort
 	}
 	if b[j+1] != '\n' {
-		return Field{}, 0, errBareCR
+		return 0, 0, 0, 0, errBareCR
 	}
-	end := j
+	end = j
 	for end > start && isOWS(b[end-1]) {
 		end--
 	}
-	return Field{Name: name, Value: b[start:end]}, j + 2, nil
+	return colon, start, end, j + 2, nil
 }
 
 // scanValue returns the index of the first byte at or after b[i] that may
-// not appear in a field value, or len(b).
+// not appear in a field value, or len(b). It skips eight bytes at a time
+// while none of them is a CTL or DEL: field values are most of a head.
 func scanValue(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		del := x ^ 0x7f*ones
+		// The high bit of a byte is set in the result if that byte (or,
+		// past such a byte, a later one) is below 0x20 in x or zero in
+		// del (Hacker's Delight, "hasless"); bytes ≥ 0x80 never match.
+		if (x-0x20*ones)&^x&highs|(del-ones)&^del&highs != 0 {
+			break
+		}
+	}
 	for i < len(b) && class[b[i]]&cValue != 0 {
+		i++
+	}
+	return i
+}
+
+// scanTarget is scanValue for request-target bytes: it stops at a CTL, SP,
+// DEL or '#'.
+func scanTarget(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		del, hash := x^0x7f*ones, x^'#'*ones
+		if (x-0x21*ones)&^x&highs|(del-ones)&^del&highs|(hash-ones)&^hash&highs != 0 {
+			break
+		}
+	}
+	for i < len(b) && class[b[i]]&cTarget != 0 {
 		i++
 	}
 	return i

@@ -127,10 +127,7 @@ func (r *Request) parseLine(b []byte, i int) (int, error) {
 	}
 	r.Method = b[i:j]
 	i = j + 1
-	j = i
-	for j < len(b) && class[b[j]]&cTarget != 0 {
-		j++
-	}
+	j = scanTarget(b, i)
 	switch {
 	case j == len(b):
 		return 0, errShort

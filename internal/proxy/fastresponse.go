@@ -3,12 +3,13 @@ package proxy
 import (
 	"io"
 	"net/http"
-	"net/http/httputil"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/h1"
 )
 
 // fastBody is a fast-path request's body, read from the connection's
@@ -17,8 +18,10 @@ import (
 type fastBody struct {
 	fc      *fastConn
 	mu      sync.Mutex // guards eof, closed and the watcher start
-	r       io.Reader  // the framed reader: lr, or a chunked reader
+	r       io.Reader  // the framed reader: lr or cr
 	lr      io.LimitedReader
+	cr      h1.ChunkedReader
+	trailer http.Header // the request's Trailer map, filled at the body's end
 	limited bool
 	eof     bool
 	closed  bool
@@ -30,12 +33,13 @@ func (b *fastBody) reset(fc *fastConn, req *http.Request) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.fc, b.eof, b.closed, b.limited = fc, false, false, false
-	b.lr = io.LimitedReader{}
+	b.lr, b.trailer = io.LimitedReader{}, nil
 	switch {
 	case req == nil:
 		b.r = nil
 	case len(req.TransferEncoding) > 0:
-		b.r = httputil.NewChunkedReader(fc.br)
+		b.cr.Reset(fc.br, 0)
+		b.r, b.trailer = &b.cr, req.Trailer
 		req.Body = b
 	case req.ContentLength > 0:
 		b.lr = io.LimitedReader{R: fc.br, N: req.ContentLength}
@@ -68,6 +72,7 @@ func (b *fastBody) Read(p []byte) (int, error) {
 		}
 	}
 	if err == io.EOF {
+		b.keepTrailers()
 		b.mu.Lock()
 		if !b.closed {
 			b.eof = true
@@ -76,6 +81,21 @@ func (b *fastBody) Read(p []byte) (int, error) {
 		b.mu.Unlock()
 	}
 	return n, err
+}
+
+// keepTrailers puts the trailer fields of a chunked body into the
+// request's Trailer map, as net/http does for those it announced: a
+// transport sends them on after the body.
+func (b *fastBody) keepTrailers() {
+	if b.r != &b.cr || b.trailer == nil {
+		return
+	}
+	for _, f := range b.cr.Trailers() {
+		k := http.CanonicalHeaderKey(string(f.Name))
+		if _, announced := b.trailer[k]; announced {
+			b.trailer[k] = append(b.trailer[k], string(f.Value))
+		}
+	}
 }
 
 // Close ends this reader's use of the body; the connection's goroutine
@@ -447,31 +467,4 @@ func validFieldName(k string) bool {
 		}
 	}
 	return true
-}
-
-// validFieldValue reports whether v has no control bytes other than HTAB,
-// as net/http's server requires of request fields.
-func validFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// validHostHeader reports whether h holds only the bytes net/http's server
-// allows in a Host field.
-func validHostHeader(h string) bool {
-	for i := 0; i < len(h); i++ {
-		if !hostByte(h[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func hostByte(c byte) bool {
-	return c < 0x80 && (c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' ||
-		strings.IndexByte("!$%&()*+,-.:;=[]'_~", c) >= 0)
 }

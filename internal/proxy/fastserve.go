@@ -8,10 +8,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/h1"
 )
 
 // The HTTP/1.1 fast path. A cleartext listener serves each connection
@@ -128,7 +133,6 @@ const (
 )
 
 var (
-	fastParsers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 256) }}
 	fastReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastReadSize) }}
 	fastWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fastWriteSize) }}
 )
@@ -149,15 +153,16 @@ type fastConn struct {
 	first [1]byte       // a byte read ahead of br by the idle read or the watcher
 	has   bool          // first holds a byte
 
-	headSrc  bytes.Reader
-	watching bool
-	wbyte    [1]byte
-	watchRes chan error   // the watcher's result; capacity 1
-	cancel   func()       // cancels the current request's context
-	served   int          // requests served
-	dead     bool         // the caller's side ended: serve no more
-	body     fastBody     // the current request's body
-	resp     fastResponse // the current request's writer
+	head      h1.Request // the current request's head, aliasing br's buffer
+	bigReader bool       // br holds a head too large for the pool's readers
+	watching  bool
+	wbyte     [1]byte
+	watchRes  chan error   // the watcher's result; capacity 1
+	cancel    func()       // cancels the current request's context
+	served    int          // requests served
+	dead      bool         // the caller's side ended: serve no more
+	body      fastBody     // the current request's body
+	resp      fastResponse // the current request's writer
 }
 
 // fastSource is what a fastConn's bufio.Reader reads: first the byte the
@@ -200,21 +205,23 @@ func (fc *fastConn) serve() {
 		if d := srv.ReadHeaderTimeout; d > 0 {
 			fc.c.SetReadDeadline(time.Now().Add(d))
 		}
-		head, ok := fc.readHead(srv.MaxHeaderBytes)
-		if !ok {
+		n, verdict := fc.readHead(srv.MaxHeaderBytes)
+		switch verdict {
+		case headEnded:
 			return
-		}
-		if head == nil {
+		case headForNetHTTP:
 			handed = fc.handOff()
 			return
+		case headRefused:
+			return
 		}
-		req := fc.request(head)
-		if req == nil {
-			handed = fc.handOff()
+		req, err := fc.request()
+		if err != nil {
+			fc.refuse(err)
 			return
 		}
 		fc.c.SetReadDeadline(time.Time{})
-		fc.br.Discard(len(head))
+		fc.br.Discard(n)
 		if !fc.serveRequest(req) {
 			return
 		}
@@ -243,52 +250,82 @@ func (fc *fastConn) awaitRequest(idle, readHeader time.Duration) bool {
 	return true
 }
 
-// readHead returns the next request head, whole, from the buffer without
-// consuming it. It returns nil, true when the connection is for net/http
-// (an HTTP/2 preface, a head with bare LF line ends or larger than the
-// buffer or maxHeaderBytes), and false when the connection ended or the
-// header timeout passed.
-func (fc *fastConn) readHead(maxHeaderBytes int) ([]byte, bool) {
-	br := fc.br
-	limit := min(br.Size(), maxHeaderBytes)
+// What readHead found.
+const (
+	headParsed     = iota // fc.head holds the next request's head
+	headForNetHTTP        // the connection is for net/http
+	headRefused           // the head was answered with an error and the connection is to close
+	headEnded             // the connection ended, or the header timeout passed
+)
+
+// readHead reads and parses the next request head into fc.head, leaving
+// its bytes in the buffer, and returns its length. HTTP/2's preface, and
+// requests to switch protocols (Upgrade, CONNECT) or with Expect, are for
+// net/http; a head that does not parse is answered here.
+func (fc *fastConn) readHead(maxHeaderBytes int) (int, int) {
 	for {
-		buf, _ := br.Peek(br.Buffered())
-		if end := headEnd(buf); end > 0 {
-			if end > limit || bytes.HasPrefix(buf, []byte("PRI ")) {
-				return nil, true
+		buf, _ := fc.br.Peek(fc.br.Buffered())
+		if len(buf) < len("PRI ") && bytes.HasPrefix([]byte("PRI "), buf) && fc.served == 0 {
+			// Could be HTTP/2's preface: wait for more.
+		} else if bytes.HasPrefix(buf, []byte("PRI ")) {
+			return 0, headForNetHTTP
+		} else {
+			n, err := h1.ParseRequest(buf, &fc.head, maxHeaderBytes)
+			switch {
+			case err == nil:
+				if fc.head.Upgrade || fc.head.Get("Upgrade") != nil || fc.head.Get("Expect") != nil ||
+					string(fc.head.Method) == http.MethodConnect {
+					return 0, headForNetHTTP
+				}
+				return n, headParsed
+			case err != h1.ErrIncomplete:
+				fc.refuse(err)
+				return 0, headRefused
+			case len(buf) == fc.br.Size():
+				fc.grow(maxHeaderBytes)
+				continue
 			}
-			return buf[:end], true
-		} else if end < 0 || len(buf) >= limit {
-			return nil, true
 		}
-		if _, err := br.Peek(len(buf) + 1); err != nil {
+		if _, err := fc.br.Peek(len(buf) + 1); err != nil {
 			// The caller sent part of a head and left or stalled;
-			// net/http would close without an answer too.
-			return nil, false
+			// net/http closes without an answer too.
+			return 0, headEnded
 		}
 	}
 }
 
-// headEnd returns the length of the head at the start of buf if buf holds
-// one whole, 0 if it may still come, and -1 if a line ends with a bare LF
-// (which net/http accepts and parses its own way).
-func headEnd(buf []byte) int {
-	line := 0
-	for {
-		i := bytes.IndexByte(buf[line:], '\n')
-		if i < 0 {
-			return 0
-		}
-		i += line
-		if i == 0 || buf[i-1] != '\r' {
-			return -1
-		}
-		if i-1 == line {
-			return i + 1 // an empty line ends the head
-		}
-		line = i + 1
-	}
+// grow replaces the connection's reader, full with an unfinished head, by
+// one that can hold maxHeaderBytes and goes to no pool.
+func (fc *fastConn) grow(maxHeaderBytes int) {
+	buf, _ := fc.br.Peek(fc.br.Buffered())
+	ahead := bytes.Clone(buf)
+	fc.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(ahead), &fc.src), maxHeaderBytes+1)
+	fc.bigReader = true
 }
+
+// refuse answers a request head that does not parse, as net/http would,
+// and the connection then closes.
+func (fc *fastConn) refuse(err error) {
+	status, reason := http.StatusBadRequest, err.Error()
+	var he *h1.Error
+	if errors.As(err, &he) {
+		status, reason = he.Status, he.Reason
+	}
+	text := strconv.Itoa(status) + " " + http.StatusText(status)
+	fc.c.SetWriteDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(fc.c, "HTTP/1.1 "+text+"\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"+text+": "+reason+"\n"); err != nil {
+		return
+	}
+	// Closing with unread bytes would reset the connection, and the
+	// caller might lose the answer: half-close, and let it finish
+	// sending for a moment, as net/http does.
+	fc.c.CloseWrite()
+	fc.c.SetReadDeadline(time.Now().Add(refuseLinger))
+	io.Copy(io.Discard, io.LimitReader(fc.c, 1<<20))
+}
+
+// refuseLinger bounds how long a refused caller may go on sending.
+const refuseLinger = 500 * time.Millisecond
 
 // handOff gives the connection, with the bytes read ahead, to net/http.
 func (fc *fastConn) handOff() bool {
@@ -315,6 +352,9 @@ func (fc *fastConn) handOff() bool {
 
 // release returns the connection's buffers to their pools.
 func (fc *fastConn) release() {
+	if fc.bigReader && fc.br != nil && fc.br.Buffered() == 0 {
+		fc.br, fc.bigReader = nil, false
+	}
 	if fc.br != nil && fc.br.Buffered() == 0 {
 		fc.br.Reset(nil)
 		fastReaders.Put(fc.br)
@@ -327,73 +367,87 @@ func (fc *fastConn) release() {
 	}
 }
 
-// errFastSkip says a head is left to net/http.
-var errFastSkip = errors.New("left to net/http")
-
-// request parses head into a request for the fast path, or returns nil if
-// net/http is to serve it.
-func (fc *fastConn) request(head []byte) *http.Request {
-	parse := fastParsers.Get().(*bufio.Reader)
-	defer fastParsers.Put(parse)
-	fc.headSrc.Reset(head)
-	parse.Reset(&fc.headSrc)
-	req, err := http.ReadRequest(parse)
-	parse.Reset(nil)
-	if err != nil || fastCheck(req, head) != nil {
-		return nil
+// request builds the *http.Request of the head in fc.head, as net/http's
+// server would.
+func (fc *fastConn) request() (*http.Request, error) {
+	h := &fc.head
+	target := string(h.Target)
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, &h1.Error{Status: http.StatusBadRequest, Reason: "malformed request-target"}
 	}
-	req.RemoteAddr = fc.remote
-	return req
+	req := &http.Request{
+		Method:     method(h.Method),
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: h.Minor,
+		Header:     make(http.Header, len(h.Fields)),
+		Host:       u.Host,
+		RequestURI: target,
+		Close:      h.Close,
+		RemoteAddr: fc.remote,
+	}
+	if h.Minor == 0 {
+		req.Proto = "HTTP/1.0"
+	}
+	if req.Host == "" {
+		req.Host = string(h.Host)
+	}
+	for _, f := range h.Fields {
+		k := http.CanonicalHeaderKey(string(f.Name))
+		switch k {
+		case "Host", "Transfer-Encoding":
+			continue // net/http keeps neither in the map
+		}
+		req.Header[k] = append(req.Header[k], string(f.Value))
+	}
+	switch {
+	case h.Chunked:
+		req.ContentLength, req.TransferEncoding = -1, []string{"chunked"}
+		req.Trailer = announcedTrailers(req.Header)
+	case h.ContentLength > 0:
+		req.ContentLength = h.ContentLength
+	}
+	return req, nil
 }
 
-// fastCheck returns errFastSkip for a request the fast path leaves to
-// net/http: anything but a plain HTTP/1.x request, and every request
-// net/http's server would refuse after parsing it (its Host checks and
-// field validity).
-func fastCheck(r *http.Request, head []byte) error {
-	switch {
-	case r.ProtoMajor != 1, r.Method == http.MethodConnect, r.Method == "PRI":
-		return errFastSkip
-	case r.Header["Upgrade"] != nil, r.Header["Expect"] != nil:
-		return errFastSkip
+// method returns the method as a constant string where it is a common one.
+func method(b []byte) string {
+	switch string(b) {
+	case http.MethodGet:
+		return http.MethodGet
+	case http.MethodPost:
+		return http.MethodPost
+	case http.MethodHead:
+		return http.MethodHead
+	case http.MethodPut:
+		return http.MethodPut
+	case http.MethodDelete:
+		return http.MethodDelete
+	case http.MethodPatch:
+		return http.MethodPatch
+	case http.MethodOptions:
+		return http.MethodOptions
 	}
-	// http.ReadRequest drops the Host field from the map: count it in
-	// the head.
-	hosts, host := hostFields(head)
-	if hosts > 1 || r.ProtoAtLeast(1, 1) && hosts == 0 {
-		return errFastSkip
-	}
-	if hosts == 1 && !validHostHeader(host) {
-		return errFastSkip
-	}
-	for k, vv := range r.Header {
-		if !validFieldName(k) {
-			return errFastSkip
-		}
-		for _, v := range vv {
-			if !validFieldValue(v) {
-				return errFastSkip
+	return string(b)
+}
+
+// announcedTrailers returns the trailers a request's Trailer field names,
+// with no values yet, as net/http's server does; nil if none.
+func announcedTrailers(h http.Header) http.Header {
+	var tr http.Header
+	for _, v := range h["Trailer"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				if tr == nil {
+					tr = http.Header{}
+				}
+				tr[http.CanonicalHeaderKey(name)] = nil
 			}
 		}
 	}
-	if len(r.TransferEncoding) > 0 && (len(r.TransferEncoding) != 1 || r.TransferEncoding[0] != "chunked") {
-		return errFastSkip
-	}
-	return nil
-}
-
-// hostFields counts the Host fields in a request head and returns the
-// value of the last.
-func hostFields(head []byte) (n int, value string) {
-	for len(head) > 0 {
-		line, rest, _ := bytes.Cut(head, []byte("\r\n"))
-		head = rest
-		if len(line) > 5 && line[4] == ':' && bytes.EqualFold(line[:4], []byte("host")) {
-			n++
-			value = string(bytes.Trim(line[5:], " \t"))
-		}
-	}
-	return n, value
+	return tr
 }
 
 // serveRequest runs the handler for req and finishes its response. It
@@ -429,7 +483,7 @@ func (fc *fastConn) serveRequest(req *http.Request) bool {
 		// The rest of the body was not read: the connection cannot
 		// carry another request, and a late reader may still be using
 		// the buffered reader, which therefore goes to no pool.
-		fc.br = nil
+		fc.br, fc.bigReader = nil, false
 		fc.resp.closeAfter = true
 	}
 	if aborted || fc.dead {

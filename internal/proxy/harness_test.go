@@ -42,8 +42,15 @@ type routeOpts struct {
 // start runs switchboard with one listener on 127.0.0.1:0 and the routes.
 func start(t testing.TB, top string, routes ...routeOpts) *harness {
 	t.Helper()
+	return startListener(t, "read_header_timeout: 2s\n    max_header_bytes: 8KiB", top, routes...)
+}
+
+// startListener is start with the given settings (YAML at the indentation
+// of a listener's fields) for the listener.
+func startListener(t testing.TB, listener, top string, routes ...routeOpts) *harness {
+	t.Helper()
 	var b strings.Builder
-	b.WriteString("listeners:\n  - address: 127.0.0.1:0\n    read_header_timeout: 2s\n    max_header_bytes: 8KiB\nadmin:\n  address: \"off\"\ndrain_timeout: 2s\n")
+	b.WriteString("listeners:\n  - address: 127.0.0.1:0\n    " + listener + "\nadmin:\n  address: \"off\"\ndrain_timeout: 2s\n")
 	b.WriteString(top)
 	b.WriteString("pools:\n")
 	for i, r := range routes {

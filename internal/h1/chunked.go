@@ -83,6 +83,9 @@ func (c *ChunkedReader) Trailers() []Field { return c.trailers }
 // malformed framing an *Error. Once it has data, Read returns rather than
 // wait for the next chunk line to arrive.
 func (c *ChunkedReader) Read(p []byte) (n int, err error) {
+	if len(p) == 0 && c.err == nil {
+		return 0, nil
+	}
 	for c.err == nil {
 		switch c.state {
 		case stateSize:
@@ -92,7 +95,7 @@ func (c *ChunkedReader) Read(p []byte) (n int, err error) {
 			c.err = c.readSize()
 		case stateData:
 			if len(p) == 0 {
-				return n, nil
+				return n, nil // filled
 			}
 			k := len(p)
 			if int64(k) > c.n {

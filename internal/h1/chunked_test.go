@@ -185,3 +185,11 @@ func TestAppendChunk(t *testing.T) {
 		t.Errorf("round trip: %s", got)
 	}
 }
+
+func TestChunkedReadEmpty(t *testing.T) {
+	var c ChunkedReader
+	c.Reset(bufio.NewReader(&stepReader{}), 0)
+	if n, err := c.Read(nil); n != 0 || err != nil {
+		t.Errorf("Read(nil) = %d, %v; want 0, nil without reading", n, err)
+	}
+}

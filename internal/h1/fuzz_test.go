@@ -225,6 +225,10 @@ func FuzzChunked(f *testing.F) {
 		var c ChunkedReader
 		c.Reset(bufio.NewReader(bytes.NewReader(data)), 0)
 		ours, err := io.ReadAll(&c)
+		var e *Error
+		if errors.As(err, &e) && (e.Status == 0 || e.Reason == "") || err != nil && e == nil && err != io.ErrUnexpectedEOF {
+			t.Fatalf("bad error %#v for %q", err, data)
+		}
 		if err != nil {
 			return
 		}

@@ -14,8 +14,9 @@ type Request struct {
 	Fields []Field
 
 	// Host is the value of the single Host field, nil if there is none
-	// (allowed in HTTP/1.0 only). For an absolute-form or authority-form
-	// target it equals the target's authority, ignoring case.
+	// (allowed in HTTP/1.0 only). Where the target has an authority
+	// (absolute-form, or authority-form for CONNECT), a Host field must
+	// equal it, ignoring case.
 	Host          []byte
 	ContentLength int64 // -1 if there is no Content-Length
 	Chunked       bool  // Transfer-Encoding: chunked, the only coding accepted

@@ -40,6 +40,15 @@ func TestKeepAliveRace(t *testing.T) {
 		r := keepAliveLoad(t, h.url("/ok"), callers, rounds)
 		if r.errors != 0 {
 			t.Errorf("%d of %d requests failed: %s", r.errors, r.sent, r.firstErr)
+			// The access-log records of the failures say which attempt
+			// met the closed connection, and why it was not replayed.
+			h.logs.mu.Lock()
+			for _, rec := range h.logs.recs {
+				if rec["status"] != float64(http.StatusOK) {
+					t.Logf("failed: %v", rec)
+				}
+			}
+			h.logs.mu.Unlock()
 		}
 		if dup := seen.postsNotOnce(r.posts); dup != "" {
 			t.Errorf("upstream did not see each POST exactly once: %s", dup)

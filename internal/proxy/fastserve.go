@@ -154,6 +154,7 @@ type fastConn struct {
 	has   bool          // first holds a byte
 
 	head      h1.Request // the current request's head, aliasing br's buffer
+	headBuf   []byte     // the bytes of head
 	bigReader bool       // br holds a head too large for the pool's readers
 	watching  bool
 	wbyte     [1]byte
@@ -277,6 +278,7 @@ func (fc *fastConn) readHead(maxHeaderBytes int) (int, int) {
 					string(fc.head.Method) == http.MethodConnect {
 					return 0, headForNetHTTP
 				}
+				fc.headBuf = buf[:n]
 				return n, headParsed
 			case err != h1.ErrIncomplete:
 				fc.refuse(err)
@@ -369,9 +371,15 @@ func (fc *fastConn) release() {
 
 // request builds the *http.Request of the head in fc.head, as net/http's
 // server would.
+//
+// Every string of the request is a piece of one copy of the head, and the
+// field values share one backing array: a handful of allocations whatever
+// the number of fields.
 func (fc *fastConn) request() (*http.Request, error) {
 	h := &fc.head
-	target := string(h.Target)
+	hs := headString{buf: fc.headBuf, s: string(fc.headBuf)}
+	fc.headBuf = nil
+	target := hs.of(h.Target)
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
 		return nil, &h1.Error{Status: http.StatusBadRequest, Reason: "malformed request-target"}
@@ -392,15 +400,21 @@ func (fc *fastConn) request() (*http.Request, error) {
 		req.Proto = "HTTP/1.0"
 	}
 	if req.Host == "" {
-		req.Host = string(h.Host)
+		req.Host = hs.of(h.Host)
 	}
-	for _, f := range h.Fields {
-		k := http.CanonicalHeaderKey(string(f.Name))
+	values := make([]string, len(h.Fields))
+	for i, f := range h.Fields {
+		k := http.CanonicalHeaderKey(hs.of(f.Name)) // no copy when already canonical
 		switch k {
 		case "Host", "Transfer-Encoding":
 			continue // net/http keeps neither in the map
 		}
-		req.Header[k] = append(req.Header[k], string(f.Value))
+		values[i] = hs.of(f.Value)
+		if vv, ok := req.Header[k]; ok {
+			req.Header[k] = append(vv, values[i])
+		} else {
+			req.Header[k] = values[i : i+1 : i+1]
+		}
 	}
 	switch {
 	case h.Chunked:
@@ -410,6 +424,24 @@ func (fc *fastConn) request() (*http.Request, error) {
 		req.ContentLength = h.ContentLength
 	}
 	return req, nil
+}
+
+// headString is a string copy of a head's bytes; of returns the piece of it
+// that a slice of those bytes (such as an h1.Field's) covers.
+type headString struct {
+	buf []byte
+	s   string
+}
+
+func (hs headString) of(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	i := cap(hs.buf) - cap(b) // b is hs.buf[i:j]: slices keep their end
+	if i < 0 || i+len(b) > len(hs.s) || &hs.buf[i] != &b[0] {
+		return string(b) // not a piece of buf after all
+	}
+	return hs.s[i : i+len(b)]
 }
 
 // method returns the method as a constant string where it is a common one.

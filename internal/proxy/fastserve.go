@@ -153,17 +153,17 @@ type fastConn struct {
 	first [1]byte       // a byte read ahead of br by the idle read or the watcher
 	has   bool          // first holds a byte
 
-	head      h1.Request // the current request's head, aliasing br's buffer
-	headBuf   []byte     // the bytes of head
-	bigReader bool       // br holds a head too large for the pool's readers
+	rq        *fastReq // while serving
+	bigReader bool     // br holds a head too large for the pool's readers
 	watching  bool
 	wbyte     [1]byte
-	watchRes  chan error   // the watcher's result; capacity 1
-	cancel    func()       // cancels the current request's context
-	served    int          // requests served
-	dead      bool         // the caller's side ended: serve no more
-	body      fastBody     // the current request's body
-	resp      fastResponse // the current request's writer
+	watchRes  chan error // the watcher's result; capacity 1
+	cancel    func()     // cancels the current request's context
+	served    int        // requests served
+	waiting   bool       // between requests
+	moved     bool       // the current wait moved to a fresh goroutine
+	idleUntil time.Time  // when the current wait ends; zero for never
+	dead      bool       // the caller's side ended: serve no more
 }
 
 // fastSource is what a fastConn's bufio.Reader reads: first the byte the
@@ -182,8 +182,11 @@ func (s *fastSource) Read(p []byte) (int, error) {
 
 // serve is the connection's loop: wait for a request, serve it, repeat.
 func (fc *fastConn) serve() {
-	handed := false
+	handed, moved := false, false
 	defer func() {
+		if moved {
+			return
+		}
 		fc.release()
 		if !handed {
 			fc.c.Close()
@@ -195,13 +198,24 @@ func (fc *fastConn) serve() {
 	for {
 		if !fc.has && (fc.br == nil || fc.br.Buffered() == 0) {
 			fc.release()
-			if !fc.awaitRequest(srv.IdleTimeout, srv.ReadHeaderTimeout) {
+			switch fc.awaitRequest(srv.IdleTimeout, srv.ReadHeaderTimeout) {
+			case awaitEnded:
+				return
+			case awaitLong:
+				// Serving grew this goroutine's stack, and an idle
+				// connection should not keep it: a fresh goroutine,
+				// with a small stack, waits on.
+				moved = true
+				fc.fs.spawn(fc.serve)
 				return
 			}
 		}
 		if fc.br == nil {
 			fc.br = fastReaders.Get().(*bufio.Reader)
 			fc.br.Reset(&fc.src)
+		}
+		if fc.rq == nil {
+			fc.rq = fastReqs.Get().(*fastReq)
 		}
 		if d := srv.ReadHeaderTimeout; d > 0 {
 			fc.c.SetReadDeadline(time.Now().Add(d))
@@ -229,37 +243,67 @@ func (fc *fastConn) serve() {
 	}
 }
 
+// What awaitRequest saw.
+const (
+	awaitGot   = iota // the first byte of a request
+	awaitEnded        // the connection ended, was closed as idle, or its idle time ran out
+	awaitLong         // longIdle passed: wait on in a fresh goroutine
+)
+
+// longIdle is how long the goroutine that served a connection's request
+// waits for the next before it hands the wait to a fresh one.
+const longIdle = 250 * time.Millisecond
+
 // awaitRequest waits for the first byte of the next request without
-// holding a buffer, for at most idle (the first request: readHeader). It
-// reports false if the connection ended or was closed as idle meanwhile.
-func (fc *fastConn) awaitRequest(idle, readHeader time.Duration) bool {
-	d := idle
-	if fc.served == 0 {
-		d = readHeader
+// holding a buffer, for at most idle (the first request: readHeader) from
+// the start of the wait, but in a goroutine that has served a request for
+// at most longIdle.
+func (fc *fastConn) awaitRequest(idle, readHeader time.Duration) int {
+	now := time.Now()
+	if !fc.waiting {
+		fc.waiting, fc.idleUntil = true, time.Time{}
+		d := idle
+		if fc.served == 0 {
+			d = readHeader
+		}
+		if d > 0 {
+			fc.idleUntil = now.Add(d)
+		}
+		if !fc.state.CompareAndSwap(fcActive, fcIdle) {
+			return awaitEnded
+		}
+	} else if fc.state.Load() != fcIdle {
+		return awaitEnded // closed as idle while the wait moved
 	}
-	if d > 0 {
-		fc.c.SetReadDeadline(time.Now().Add(d))
+	deadline := fc.idleUntil
+	short := fc.served > 0 && !fc.moved
+	if short && (deadline.IsZero() || now.Add(longIdle).Before(deadline)) {
+		deadline = now.Add(longIdle)
+	} else {
+		short = false
 	}
-	if !fc.state.CompareAndSwap(fcActive, fcIdle) {
-		return false
-	}
+	fc.c.SetReadDeadline(deadline)
 	n, err := fc.c.Read(fc.first[:])
-	if !fc.state.CompareAndSwap(fcIdle, fcActive) || err != nil || n == 0 {
-		return false
+	if short && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && fc.state.Load() == fcIdle {
+		fc.moved = true
+		return awaitLong
 	}
-	fc.has = true
-	return true
+	if !fc.state.CompareAndSwap(fcIdle, fcActive) || err != nil || n == 0 {
+		return awaitEnded
+	}
+	fc.has, fc.waiting, fc.moved = true, false, false
+	return awaitGot
 }
 
 // What readHead found.
 const (
-	headParsed     = iota // fc.head holds the next request's head
+	headParsed     = iota // fc.rq.head holds the next request's head
 	headForNetHTTP        // the connection is for net/http
 	headRefused           // the head was answered with an error and the connection is to close
 	headEnded             // the connection ended, or the header timeout passed
 )
 
-// readHead reads and parses the next request head into fc.head, leaving
+// readHead reads and parses the next request head into fc.rq.head, leaving
 // its bytes in the buffer, and returns its length. HTTP/2's preface, and
 // requests to switch protocols (Upgrade, CONNECT) or with Expect, are for
 // net/http; a head that does not parse is answered here.
@@ -271,14 +315,14 @@ func (fc *fastConn) readHead(maxHeaderBytes int) (int, int) {
 		} else if bytes.HasPrefix(buf, []byte("PRI ")) {
 			return 0, headForNetHTTP
 		} else {
-			n, err := h1.ParseRequest(buf, &fc.head, maxHeaderBytes)
+			n, err := h1.ParseRequest(buf, &fc.rq.head, maxHeaderBytes)
 			switch {
 			case err == nil:
-				if fc.head.Upgrade || fc.head.Get("Upgrade") != nil || fc.head.Get("Expect") != nil ||
-					string(fc.head.Method) == http.MethodConnect {
+				if fc.rq.head.Upgrade || fc.rq.head.Get("Upgrade") != nil || fc.rq.head.Get("Expect") != nil ||
+					string(fc.rq.head.Method) == http.MethodConnect {
 					return 0, headForNetHTTP
 				}
-				fc.headBuf = buf[:n]
+				fc.rq.headBuf = buf[:n]
 				return n, headParsed
 			case err != h1.ErrIncomplete:
 				fc.refuse(err)
@@ -367,18 +411,22 @@ func (fc *fastConn) release() {
 		fastWriters.Put(fc.bw)
 		fc.bw = nil
 	}
+	if fc.rq != nil {
+		fastReqs.Put(fc.rq)
+		fc.rq = nil
+	}
 }
 
-// request builds the *http.Request of the head in fc.head, as net/http's
+// request builds the *http.Request of the head in fc.rq.head, as net/http's
 // server would.
 //
 // Every string of the request is a piece of one copy of the head, and the
 // field values share one backing array: a handful of allocations whatever
 // the number of fields.
 func (fc *fastConn) request() (*http.Request, error) {
-	h := &fc.head
-	hs := headString{buf: fc.headBuf, s: string(fc.headBuf)}
-	fc.headBuf = nil
+	h := &fc.rq.head
+	hs := headString{buf: fc.rq.headBuf, s: string(fc.rq.headBuf)}
+	fc.rq.headBuf = nil
 	target := hs.of(h.Target)
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
@@ -500,38 +548,55 @@ func (fc *fastConn) serveRequest(req *http.Request) bool {
 	// Nothing of the request outlives it: an idle connection keeps
 	// only itself.
 	defer fc.forgetRequest()
-	fc.body.reset(fc, req)
-	fc.resp.reset(fc, req, hdr)
+	fc.rq.body.reset(fc, req)
+	fc.rq.resp.reset(fc, req, hdr)
 	if req.Body == http.NoBody {
 		fc.startWatch()
 	}
-	aborted := fc.runHandler(&fc.resp, req)
+	aborted := fc.runHandler(&fc.rq.resp, req)
 	// From here on the body reads nothing: a reader still at it (an
 	// upstream transport's goroutine) gets an error, and cannot start
 	// the watcher after stopWatch.
-	bodyDone := fc.body.close()
+	bodyDone := fc.rq.body.close()
 	fc.stopWatch()
 	if !bodyDone {
 		// The rest of the body was not read: the connection cannot
 		// carry another request, and a late reader may still be using
 		// the buffered reader, which therefore goes to no pool.
 		fc.br, fc.bigReader = nil, false
-		fc.resp.closeAfter = true
+		fc.rq.resp.closeAfter = true
+		fc.rq.tainted = true // and its body goes to no pool either
 	}
 	if aborted || fc.dead {
 		return false
 	}
-	if err := fc.resp.finish(); err != nil {
+	if err := fc.rq.resp.finish(); err != nil {
 		return false
 	}
-	return !fc.resp.closeAfter
+	return !fc.rq.resp.closeAfter
 }
 
 func (fc *fastConn) forgetRequest() {
-	fc.body.reset(nil, nil)
-	fc.resp = fastResponse{}
 	fc.cancel = nil
+	if fc.rq.tainted {
+		fc.rq = nil // a late reader may still use its body: leave it be
+		return
+	}
+	fc.rq.body.reset(nil, nil)
+	fc.rq.resp = fastResponse{}
 }
+
+// fastReq is the state of one request on the fast path, pooled so that an
+// idle connection holds none.
+type fastReq struct {
+	head    h1.Request // aliasing the connection's reader's buffer
+	headBuf []byte     // the bytes of head
+	body    fastBody
+	resp    fastResponse
+	tainted bool // its body was not read to the end
+}
+
+var fastReqs = sync.Pool{New: func() any { return new(fastReq) }}
 
 var fastHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
 

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net/http"
 	"strconv"
@@ -327,10 +328,7 @@ func (w *fastResponse) writeFields(head bool) {
 			continue
 		}
 		for _, v := range vv {
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			writeFieldValue(bw, v)
-			bw.WriteString("\r\n")
+			writeField(bw, k, v)
 		}
 	}
 }
@@ -370,10 +368,7 @@ func (w *fastResponse) writeTrailers() {
 			k := http.CanonicalHeaderKey(strings.TrimSpace(name))
 			for _, v := range w.h[k] {
 				if validFieldName(k) {
-					bw.WriteString(k)
-					bw.WriteString(": ")
-					writeFieldValue(bw, v)
-					bw.WriteString("\r\n")
+					writeField(bw, k, v)
 				}
 			}
 		}
@@ -384,22 +379,28 @@ func (w *fastResponse) writeTrailers() {
 			continue
 		}
 		for _, v := range vv {
-			bw.WriteString(name)
-			bw.WriteString(": ")
-			writeFieldValue(bw, v)
-			bw.WriteString("\r\n")
+			writeField(bw, name, v)
 		}
 	}
 }
 
-func writeFieldValue(bw interface{ WriteByte(byte) error }, v string) {
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c == '\r' || c == '\n' {
-			c = ' '
+// writeField writes the field line "k: v", with any line break in v
+// turned into a space, as net/http does.
+func writeField(bw *bufio.Writer, k, v string) {
+	bw.WriteString(k)
+	bw.WriteString(": ")
+	if strings.ContainsAny(v, "\r\n") {
+		for i := 0; i < len(v); i++ {
+			c := v[i]
+			if c == '\r' || c == '\n' {
+				c = ' '
+			}
+			bw.WriteByte(c)
 		}
-		bw.WriteByte(c)
+	} else {
+		bw.WriteString(v)
 	}
+	bw.WriteString("\r\n")
 }
 
 // appendStatusLine appends "HTTP/1.1 code text\r\n".

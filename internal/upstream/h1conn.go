@@ -22,11 +22,10 @@ import (
 type h1Conn struct {
 	t      *h1Transport
 	key    connKey
-	conn   net.Conn // what exchanges read and write: raw, or a *tls.Conn over it
-	raw    *Conn    // the TCP connection; closing it aborts an exchange at once
-	abort  func()   // closes raw; made once, for context.AfterFunc
-	uses   int      // exchanges started on the connection
-	idleAt time.Time
+	conn   net.Conn  // what exchanges read and write: raw, or a *tls.Conn over it
+	raw    *Conn     // the TCP connection; closing it aborts an exchange at once
+	abort  func()    // closes raw; made once, for context.AfterFunc
+	idleAt time.Time // when it last went idle; guarded by t.mu while idle
 
 	// For alive, made on its first use.
 	rc       syscall.RawConn
@@ -115,7 +114,6 @@ var (
 // all on the calling goroutine. The response's body reads on from pc and
 // hands it back to the idle list, or closes it, at its end.
 func (pc *h1Conn) send(ctx context.Context, r *h1Request, trace *httptrace.ClientTrace) (*http.Response, *failure) {
-	pc.uses++
 	pc.nread, pc.rerr, pc.werr = 0, nil, nil
 	stop := pc.watch(ctx)
 	start := pc.raw.Written()

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,6 +180,7 @@ func TestH1Reuse(t *testing.T) {
 // The same over TLS: the trace hands out the *tls.Conn, and a connection
 // the upstream closed while idle (close_notify, then FIN) is not reused.
 func TestH1TLS(t *testing.T) {
+	needAlive(t)
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "hello")
 	}))
@@ -204,6 +206,14 @@ func TestH1TLS(t *testing.T) {
 	}
 }
 
+// needAlive skips a test of the idle connections' liveness check where it
+// does not look at the socket.
+func needAlive(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the liveness check looks at the socket only on Linux")
+	}
+}
+
 // peekIdle returns the one idle connection, leaving it idle.
 func peekIdle(t *testing.T, tr *h1Transport) *h1Conn {
 	t.Helper()
@@ -222,6 +232,7 @@ func peekIdle(t *testing.T, tr *h1Transport) *h1Conn {
 // closed before reuse, so even a POST (which may not be replayed) goes out
 // on a new connection and succeeds.
 func TestH1IdleClosedByUpstream(t *testing.T) {
+	needAlive(t)
 	for _, rst := range []bool{false, true} {
 		t.Run(fmt.Sprintf("rst=%v", rst), func(t *testing.T) {
 			var accepted atomic.Int32
@@ -988,6 +999,7 @@ func configPool(protocol string) config.Pool {
 // alive tells a live idle connection from one the upstream closed, reset
 // or wrote to unasked.
 func TestH1Alive(t *testing.T) {
+	needAlive(t)
 	for _, tt := range []struct {
 		name string
 		peer func(c net.Conn)
@@ -1024,5 +1036,49 @@ func TestH1Alive(t *testing.T) {
 			}
 			eventually(t, "the peer's action arrives", func() bool { return !pc.alive() })
 		})
+	}
+}
+
+// A request that asks for the connection to be closed says so, and the
+// connection is not reused.
+func TestH1RequestClose(t *testing.T) {
+	up := hanguptest.NewUpstream(t, hanguptest.Respond(200, "hello"))
+	tr := newH1(t, 0, 0)
+	var l traceLog
+	req := newRequest(t, t.Context(), &l, "GET", up.URL, nil)
+	req.Close = true
+	mustDo(t, tr, req, "hello")
+	waitClosed(t, (<-up.Conns()).Done(), "the upstream to close as asked") // Respond closes after Connection: close
+	if l.putIdle != 0 || idleConns(tr) != 0 {
+		t.Errorf("the connection went idle (%d, %d idle)", l.putIdle, idleConns(tr))
+	}
+}
+
+// No goroutine works for an exchange but the caller's: while a request
+// awaits its response, no other goroutine runs transport code (net/http's
+// would show a read loop and a write loop).
+func TestH1NoGoroutines(t *testing.T) {
+	up := hanguptest.NewUpstream(t, hanguptest.Stall())
+	tr := newH1(t, 0, 0)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := tr.RoundTrip(newRequest(t, ctx, nil, "GET", up.URL, nil))
+		done <- err
+	}()
+	sc := <-up.Conns()
+	waitClosed(t, sc.FirstRequest(), "the request at the upstream")
+	buf := make([]byte, 1<<20)
+	stacks := strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n")
+	var ours []string
+	for _, s := range stacks {
+		if strings.Contains(s, "internal/upstream.(*h1") {
+			ours = append(ours, s)
+		}
+	}
+	cancel()
+	<-done
+	if len(ours) != 1 {
+		t.Errorf("%d goroutines run transport code, want the caller's alone:\n%s", len(ours), strings.Join(ours, "\n\n"))
 	}
 }

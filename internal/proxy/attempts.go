@@ -78,13 +78,15 @@ func (ex *exchange) serve(t *table) {
 	}
 }
 
-// send makes the attempt tr and returns its response. On a route with
-// hedging, an idempotent bodyless request that has no response header after
-// hedge.delay gets a second attempt on another endpoint; the first response
-// wins, the other attempt is aborted at once, and ex.try is the winner.
+// send makes the attempt tr through the pool's RoundTripper (its own
+// HTTP/1.1 transport, or net/http's for HTTP/2) and returns its response.
+// On a route with hedging, an idempotent bodyless request that has no
+// response header after hedge.delay gets a second attempt on another
+// endpoint; the first response wins, the other attempt is aborted at once,
+// and ex.try is the winner.
 func (ex *exchange) send(tr *try, t *table) (*http.Response, error) {
 	if !ex.hedgeable() {
-		res, err := ex.route.pool.Transport.RoundTrip(tr.request(ex, t))
+		res, err := ex.route.pool.RoundTripper.RoundTrip(tr.request(ex, t))
 		tr.headersIn()
 		return res, err
 	}
@@ -92,7 +94,7 @@ func (ex *exchange) send(tr *try, t *table) (*http.Response, error) {
 	run := func(tr *try) {
 		out := tr.request(ex, t)
 		go func() {
-			res, err := ex.route.pool.Transport.RoundTrip(out)
+			res, err := ex.route.pool.RoundTripper.RoundTrip(out)
 			tr.headersIn()
 			results <- sent{tr, res, err}
 		}()
@@ -176,7 +178,9 @@ func (ex *exchange) hedgeable() bool {
 }
 
 // roundTrip makes the single attempt of an Upgrade request. It returns the
-// response, or nil after ending the exchange with the failure.
+// response, or nil after ending the exchange with the failure. It uses
+// net/http's transport, whose handling of 101 Switching Protocols gives a
+// writable body to tunnel over.
 func (ex *exchange) roundTrip(out *http.Request) *http.Response {
 	res, err := ex.route.pool.Transport.RoundTrip(out)
 	ex.try.headersIn()
@@ -274,8 +278,9 @@ func (ex *exchange) release() {
 var errServerClosed = errors.New("switchboard is shutting down")
 
 // try is one attempt at the upstream. The transport calls its hooks on its
-// own goroutines; each attempt has its own, so a late hook of an abandoned
-// attempt cannot touch the next one.
+// own goroutines (net/http's, for HTTP/2) or on the one sending (the
+// pool's HTTP/1.1 transport, or a hedge's); each attempt has its own, so a
+// late hook of an abandoned attempt cannot touch the next one.
 type try struct {
 	ctx      context.Context
 	cancel   context.CancelCauseFunc

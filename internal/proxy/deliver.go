@@ -70,7 +70,7 @@ func (d *delivery) attempt(ctx context.Context, m *queue.Message) queue.Outcome 
 		return queue.Outcome{Failure: &attempt.Failure{Side: hangup.Proxy, Err: err}}
 	}
 	d.phase.Store(uint32(hangup.Connect))
-	res, err := d.rt.pool.Transport.RoundTrip(req)
+	res, err := d.rt.pool.RoundTripper.RoundTrip(req)
 	if err != nil {
 		return queue.Outcome{Failure: d.failure(actx, err)}
 	}

@@ -40,8 +40,15 @@ type Endpoint struct {
 // feeds passive health. [Pool.Start] starts active health checks;
 // [Pool.Close] stops them.
 type Pool struct {
-	Name      string
+	Name string
+	// RoundTripper sends the pool's requests: switchboard's own HTTP/1.1
+	// transport for an http1 pool (see h1Transport), else Transport.
+	RoundTripper http.RoundTripper
+	// Transport is net/http's transport to the endpoints. It serves every
+	// request of an h2, h2c or auto pool, and an http1 pool's Upgrade
+	// requests, which need its handling of 101 Switching Protocols.
 	Transport *http.Transport
+	h1        *h1Transport // nil unless the pool speaks only HTTP/1.1
 
 	balance      string        // config.BalanceRoundRobin or config.BalanceLeastOutstanding
 	maxConns     int           // attempts in flight per endpoint; 0 = no limit
@@ -80,15 +87,21 @@ func NewPool(pc *config.Pool) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
 	}
+	d := newDialer(tlsCfg)
 	p := &Pool{
 		Name:         pc.Name,
-		Transport:    newTransport(pc, tlsCfg),
+		Transport:    newTransport(pc, d),
 		balance:      pc.Balance,
 		maxConns:     max(pc.MaxConnsPerEndpoint, 0),
 		maxQueue:     orInt(pc.MaxQueue, defaultMaxQueue),
 		queueTimeout: orDuration(pc.QueueTimeout.D(), defaultQueueTimeout),
 		passive:      newPassiveHealth(&pc.Health.Passive),
 		now:          time.Now,
+	}
+	p.RoundTripper = p.Transport
+	if pc.Protocol == config.ProtoHTTP1 || pc.Protocol == "" {
+		p.h1 = newH1Transport(d, pc.MaxIdlePerEndpoint, pc.IdleConnTimeout.D())
+		p.RoundTripper = p.h1
 	}
 	if a := pc.Health.Active; a != nil {
 		p.active = newActiveHealth(a)
@@ -137,10 +150,10 @@ func (p *Pool) Pick() *Endpoint {
 }
 
 // Close stops the active health checkers, waits for them to return, and
-// closes the pool's idle connections. Connections in use are closed by the
-// transport when their requests end; leases still out may be released and
-// new ones acquired, but health checks never start again. Close is
-// idempotent.
+// closes the pool's idle connections. An HTTP/1.1 connection still in use
+// is closed when its request ends; net/http's (HTTP/2, Upgrade) expire
+// with the idle timeout. Leases still out may be released and new ones
+// acquired, but health checks never start again. Close is idempotent.
 func (p *Pool) Close() {
 	p.life.Lock()
 	p.closed = true
@@ -160,10 +173,16 @@ func (p *Pool) Close() {
 		p.health.CloseIdleConnections()
 	}
 	p.Transport.CloseIdleConnections()
+	if p.h1 != nil {
+		p.h1.Close()
+	}
 }
 
-func newTransport(pc *config.Pool, tlsCfg *tls.Config) *http.Transport {
-	d := &dialer{tls: tlsCfg, net: net.Dialer{KeepAlive: 30 * time.Second}}
+func newDialer(tlsCfg *tls.Config) *dialer {
+	return &dialer{tls: tlsCfg, net: net.Dialer{KeepAlive: 30 * time.Second}}
+}
+
+func newTransport(pc *config.Pool, d *dialer) *http.Transport {
 	t := &http.Transport{
 		DialContext:         d.DialContext,
 		DialTLSContext:      d.DialTLSContext,

@@ -53,7 +53,7 @@ func newActiveHealth(c *config.ActiveHealth) *activeHealth {
 // probes of a healthy endpoint, and a fresh connection also proves the
 // endpoint still accepts.
 func newProbeTransport(pc *config.Pool, tlsCfg *tls.Config) *http.Transport {
-	t := newTransport(pc, tlsCfg)
+	t := newTransport(pc, newDialer(tlsCfg))
 	t.DisableKeepAlives = true
 	t.MaxConnsPerHost = 0
 	return t

@@ -1,0 +1,46 @@
+package upstream
+
+import (
+	"syscall"
+	"unsafe"
+)
+
+// alive reports whether the idle connection pc can carry a request: its
+// upstream has not closed or reset it, and has sent nothing unasked. With
+// no goroutine reading idle connections (as net/http's read loop does),
+// only a look at the socket tells: a non-blocking recv with MSG_PEEK on the
+// TCP socket (under TLS too) finds EOF, an error, a byte, or nothing yet.
+func (pc *h1Conn) alive() bool {
+	if pc.peek == nil {
+		sc, ok := pc.raw.Conn.(syscall.Conn)
+		if !ok {
+			return true // not a socket: nothing to look at
+		}
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			return false
+		}
+		pc.rc = rc
+		pc.peek = pc.peekSocket
+	}
+	pc.peekLive = false
+	if err := pc.rc.Read(pc.peek); err != nil {
+		return false
+	}
+	return pc.peekLive
+}
+
+// peekSocket is the raw read of alive; it never waits.
+func (pc *h1Conn) peekSocket(fd uintptr) bool {
+	var b [1]byte
+	for {
+		// syscall.Recvfrom would allocate room for an address.
+		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		pc.peekLive = errno == syscall.EAGAIN
+		return true
+	}
+}

@@ -1,0 +1,383 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// h1Conn is one connection of an h1Transport. It is owned by the goroutine
+// making an exchange on it, or, while idle, by the transport's idle list.
+type h1Conn struct {
+	t      *h1Transport
+	key    connKey
+	conn   net.Conn  // what exchanges read and write: raw, or a *tls.Conn over it
+	raw    *Conn     // the TCP connection; closing it aborts an exchange at once
+	abort  func()    // closes raw; made once, for context.AfterFunc
+	idleAt time.Time // when it last went idle; guarded by t.mu while idle
+
+	// For alive, made on its first use.
+	rc       syscall.RawConn
+	peek     func(fd uintptr) bool
+	peekLive bool
+
+	// The exchange in progress reads through Read, which keeps these.
+	limitHead bool  // a response head is being read: headLeft applies
+	headLeft  int64 // bytes the head may still take
+	nread     int64 // bytes read in the exchange
+	rerr      error // the last read error
+	werr      error // the last write error
+}
+
+func newH1Conn(t *h1Transport, key connKey, c net.Conn) *h1Conn {
+	pc := &h1Conn{t: t, key: key, conn: c, raw: Unwrap(c)}
+	pc.abort = func() { pc.raw.Close() }
+	return pc
+}
+
+// Read reads from the connection for the exchange's bufio.Reader, counting
+// bytes and bounding a response head.
+func (pc *h1Conn) Read(p []byte) (int, error) {
+	if pc.limitHead {
+		if pc.headLeft <= 0 {
+			return 0, errHeadTooLarge
+		}
+		if int64(len(p)) > pc.headLeft {
+			p = p[:pc.headLeft]
+		}
+	}
+	n, err := pc.conn.Read(p)
+	pc.nread += int64(n)
+	if pc.limitHead {
+		pc.headLeft -= int64(n)
+	}
+	if err != nil {
+		pc.rerr = err
+	}
+	return n, err
+}
+
+// Write writes to the connection for the exchange's bufio.Writer,
+// remembering a failure.
+func (pc *h1Conn) Write(p []byte) (int, error) {
+	n, err := pc.conn.Write(p)
+	if err != nil {
+		pc.werr = err
+	}
+	return n, err
+}
+
+// close closes the connection. It never goes back to the idle list.
+func (pc *h1Conn) close() { pc.raw.Close() }
+
+// watch closes the connection as soon as ctx is done, wherever the exchange
+// is (rule R1: the upstream sees the connection end at once). The returned
+// stop reports false if ctx was done first: the connection is closing.
+func (pc *h1Conn) watch(ctx context.Context) func() bool {
+	if ctx.Done() == nil {
+		return alwaysStopped
+	}
+	return context.AfterFunc(ctx, pc.abort)
+}
+
+func alwaysStopped() bool { return true }
+
+// failure is a failed exchange with the facts that decide whether it may be
+// replayed on another connection.
+type failure struct {
+	err      error
+	written  bool // some of the request reached the connection
+	awaiting bool // the whole request was written; the first response byte never came
+	gotByte  bool // some of a response arrived
+}
+
+// Limits on what an upstream may send before its final response.
+const max1xx = 5
+
+var (
+	errUnexpected101 = errors.New("upstream switched protocols (101) on a request that asked for no upgrade")
+	errTooMany1xx    = fmt.Errorf("upstream sent more than %d informational (1xx) responses", max1xx)
+)
+
+// send makes one exchange on pc: it writes r and reads the response head,
+// all on the calling goroutine. The response's body reads on from pc and
+// hands it back to the idle list, or closes it, at its end.
+func (pc *h1Conn) send(ctx context.Context, r *h1Request, trace *httptrace.ClientTrace) (*http.Response, *failure) {
+	pc.nread, pc.rerr, pc.werr = 0, nil, nil
+	stop := pc.watch(ctx)
+	start := pc.raw.Written()
+	fail := func(err error, awaiting bool) (*http.Response, *failure) {
+		stop()
+		pc.close()
+		if ctx.Err() != nil {
+			err = &canceledError{cause: context.Cause(ctx), err: err}
+		}
+		return nil, &failure{err: err, written: pc.raw.Written() != start, awaiting: awaiting, gotByte: pc.nread > 0}
+	}
+
+	_, err := pc.Write(*r.head)
+	if err == nil {
+		traceWroteHeaders(trace)
+		if r.body != nil {
+			bw := writerPool.Get().(*bufio.Writer)
+			bw.Reset(pc)
+			err = r.writeBody(bw)
+			bw.Reset(nil)
+			writerPool.Put(bw)
+		}
+	}
+	traceWroteRequest(trace, err)
+	salvage := false
+	if err != nil {
+		if pc.werr == nil || pc.raw.Written() == start || ctx.Err() != nil {
+			return fail(err, false)
+		}
+		// The upstream stopped taking the request: it may have answered
+		// early (a 413, say) before closing. Read that answer if it is
+		// there; else report the write's failure.
+		salvage = true
+	}
+
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(pc)
+	res, rerr := pc.readHead(br, r, trace)
+	pc.limitHead = false
+	if rerr != nil {
+		br.Reset(nil)
+		readerPool.Put(br)
+		if salvage {
+			return fail(err, false)
+		}
+		return fail(rerr, pc.nread == 0)
+	}
+	if tc, ok := pc.conn.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		res.TLS = &cs
+	}
+	keep := !salvage && !r.close && !res.Close && res.ProtoMajor == 1
+	if res.Body == http.NoBody {
+		pc.finish(stop, keep, br, trace)
+		return res, nil
+	}
+	res.Body = &h1Body{pc: pc, br: br, src: res.Body, ctx: ctx, stop: stop, trace: trace, keep: keep}
+	return res, nil
+}
+
+// readHead reads the final response head from br, skipping informational
+// responses.
+func (pc *h1Conn) readHead(br *bufio.Reader, r *h1Request, trace *httptrace.ClientTrace) (*http.Response, error) {
+	pc.limitHead, pc.headLeft = true, maxResponseHead
+	if _, err := br.Peek(1); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("upstream closed the connection before responding: %w", err)
+		}
+		return nil, fmt.Errorf("read upstream response: %w", err)
+	}
+	if trace != nil && trace.GotFirstResponseByte != nil {
+		trace.GotFirstResponseByte()
+	}
+	for n1xx := 0; ; n1xx++ {
+		res, err := readResponseHead(br, r.req)
+		if err != nil {
+			return nil, pc.headError(err)
+		}
+		switch code := res.StatusCode; {
+		case code >= 200:
+			return res, nil
+		case code < 100:
+			return nil, fmt.Errorf("malformed upstream response: status code %d", code)
+		case code == http.StatusSwitchingProtocols:
+			return nil, errUnexpected101
+		case n1xx >= max1xx:
+			return nil, errTooMany1xx
+		}
+		if trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
+				return nil, err
+			}
+		}
+		pc.headLeft = maxResponseHead // each head has its own limit
+	}
+}
+
+// readResponseHead parses one response head for req from br; the body
+// reads on from br. It is the one place that parses responses, so a
+// stricter parser can take its place.
+func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	return http.ReadResponse(br, req)
+}
+
+// headError tells a head the connection cut short (a truncated head fails
+// to parse, but the upstream hung up) from one that does not parse.
+func (pc *h1Conn) headError(err error) error {
+	switch {
+	case errors.Is(err, errHeadTooLarge):
+		return errHeadTooLarge
+	case pc.rerr == io.EOF:
+		return fmt.Errorf("read upstream response head: connection closed mid-head: %w", io.ErrUnexpectedEOF)
+	case pc.rerr != nil:
+		return fmt.Errorf("read upstream response head: %w", pc.rerr)
+	}
+	return fmt.Errorf("malformed upstream response: %w", err)
+}
+
+// finish ends the exchange on pc once its response is read whole: the
+// connection goes back to the idle list if keep and nothing more came,
+// else it is closed.
+func (pc *h1Conn) finish(stop func() bool, keep bool, br *bufio.Reader, trace *httptrace.ClientTrace) {
+	if !stop() {
+		keep = false // the request was cancelled: the watcher is closing pc
+	}
+	if br.Buffered() > 0 {
+		keep = false // bytes beyond the response: the upstream is confused
+	}
+	br.Reset(nil)
+	readerPool.Put(br)
+	if !keep || !pc.t.putIdle(pc) {
+		pc.close()
+		return
+	}
+	if trace != nil && trace.PutIdleConn != nil {
+		trace.PutIdleConn(nil)
+	}
+}
+
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+func traceWroteHeaders(trace *httptrace.ClientTrace) {
+	if trace != nil && trace.WroteHeaders != nil {
+		trace.WroteHeaders()
+	}
+}
+
+func traceWroteRequest(trace *httptrace.ClientTrace, err error) {
+	if trace != nil && trace.WroteRequest != nil {
+		trace.WroteRequest(httptrace.WroteRequestInfo{Err: err})
+	}
+}
+
+// canceledError is an exchange ended because its request's context was
+// done. It unwraps to the context's cause, so the error says who
+// cancelled; err is what the connection's abort made of the exchange.
+type canceledError struct {
+	cause error
+	err   error
+}
+
+func (e *canceledError) Error() string { return "upstream request cancelled: " + e.cause.Error() }
+func (e *canceledError) Unwrap() error { return e.cause }
+
+// h1Body is a response body read from its connection. At its end the
+// connection goes back to the idle list; closed early, or failing, the
+// connection is closed. Close may be called concurrently with Read.
+type h1Body struct {
+	pc    *h1Conn
+	br    *bufio.Reader
+	src   io.ReadCloser // the body as readResponseHead framed it
+	ctx   context.Context
+	stop  func() bool
+	trace *httptrace.ClientTrace
+	keep  bool // the connection may be reused after the body's end
+
+	state atomic.Int32 // bodyOpen …
+	err   error        // what Read returns once done; set before state
+}
+
+// h1Body states.
+const (
+	bodyOpen          = iota
+	bodyReading       // a Read is in progress
+	bodyDone          // read to its end or failed; the connection is settled
+	bodyClosed        // closed before its end
+	bodyClosedReading // closed while a Read was in progress
+)
+
+var errBodyClosed = errors.New("read on closed upstream response body")
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if !b.state.CompareAndSwap(bodyOpen, bodyReading) {
+		if b.state.Load() == bodyDone {
+			return 0, b.err
+		}
+		return 0, errBodyClosed
+	}
+	n, err := b.src.Read(p)
+	switch {
+	case err == nil:
+		if !b.state.CompareAndSwap(bodyReading, bodyOpen) {
+			b.closedWhileReading()
+		}
+		return n, nil
+	case err == io.EOF:
+		b.err = io.EOF
+		if b.state.CompareAndSwap(bodyReading, bodyDone) {
+			b.pc.finish(b.stop, b.keep, b.br, b.trace)
+		} else {
+			b.closedWhileReading()
+		}
+		return n, io.EOF
+	}
+	if b.ctx.Err() != nil {
+		err = &canceledError{cause: context.Cause(b.ctx), err: err}
+	}
+	b.err = err
+	if b.state.CompareAndSwap(bodyReading, bodyDone) {
+		b.stop()
+		b.pc.close()
+		b.release()
+	} else {
+		b.closedWhileReading()
+	}
+	return n, err
+}
+
+// closedWhileReading finishes a Close that came during a Read: the reader
+// gives the buffer back.
+func (b *h1Body) closedWhileReading() {
+	b.release()
+	b.state.Store(bodyClosed)
+}
+
+func (b *h1Body) release() {
+	b.br.Reset(nil)
+	readerPool.Put(b.br)
+	b.br = nil
+}
+
+// Close closes the connection unless the body was read to its end: what is
+// left of it is not worth waiting for.
+func (b *h1Body) Close() error {
+	for {
+		switch s := b.state.Load(); s {
+		case bodyOpen:
+			if b.state.CompareAndSwap(bodyOpen, bodyClosed) {
+				b.stop()
+				b.pc.close()
+				b.release()
+				return nil
+			}
+		case bodyReading:
+			if b.state.CompareAndSwap(bodyReading, bodyClosedReading) {
+				b.stop()
+				b.pc.close()
+				return nil
+			}
+		default:
+			return nil
+		}
+	}
+}

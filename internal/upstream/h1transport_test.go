@@ -851,17 +851,19 @@ func TestH1Replay(t *testing.T) {
 	tests := []struct {
 		name     string
 		method   string
-		body     bool
+		body     string // "", "once" (no GetBody) or "again" (GetBody)
 		key      bool
 		replayed bool
 	}{
-		{"GET", "GET", false, false, true},
-		{"HEAD", "HEAD", false, false, true},
-		{"POST without body, with Idempotency-Key", "POST", false, true, true},
-		{"POST with body and Idempotency-Key but no GetBody", "POST", true, true, false},
-		{"POST with body", "POST", true, false, false},
-		{"POST without body", "POST", false, false, false},
-		{"DELETE", "DELETE", false, false, false}, // net/http's rule: only GET HEAD OPTIONS TRACE
+		{"GET", "GET", "", false, true},
+		{"HEAD", "HEAD", "", false, true},
+		{"POST without body, with Idempotency-Key", "POST", "", true, true},
+		{"POST with body and Idempotency-Key, GetBody", "POST", "again", true, true},
+		{"POST with body and Idempotency-Key but no GetBody", "POST", "once", true, false},
+		{"POST with body", "POST", "once", false, false},
+		{"POST with body and GetBody", "POST", "again", false, false},
+		{"POST without body", "POST", "", false, false},
+		{"DELETE", "DELETE", "", false, false}, // net/http's rule: only GET HEAD OPTIONS TRACE
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -873,10 +875,13 @@ func TestH1Replay(t *testing.T) {
 					if err != nil {
 						return
 					}
-					io.Copy(io.Discard, req.Body)
+					b, _ := io.ReadAll(req.Body)
 					if req.URL.Path == "/test" {
 						mu.Lock()
 						seen++
+						if tt.body != "" && string(b) != "payload" {
+							t.Errorf("upstream got body %q", b)
+						}
 						mu.Unlock()
 					}
 					if n == 1 {
@@ -892,8 +897,11 @@ func TestH1Replay(t *testing.T) {
 			var l traceLog
 			mustDo(t, tr, newRequest(t, t.Context(), &l, "GET", up.URL+"/warm", nil), "ok")
 			var body io.Reader
-			if tt.body {
+			switch tt.body {
+			case "once":
 				body = struct{ io.Reader }{strings.NewReader("payload")} // no GetBody
+			case "again":
+				body = strings.NewReader("payload") // NewRequest sets GetBody
 			}
 			req := newRequest(t, t.Context(), &l, tt.method, up.URL+"/test", body)
 			if tt.key {

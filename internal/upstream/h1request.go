@@ -29,7 +29,10 @@ type h1Request struct {
 	// bodyRead is set once anything was read from body: the body can
 	// then only be sent again through req.GetBody.
 	bodyRead bool
-	close    bool // the request asks for the connection to be closed
+	// closer is the body to close at the end: req.Body, or what GetBody
+	// gave for a replay.
+	closer io.Closer
+	close  bool // the request asks for the connection to be closed
 	// replayable reports whether the request may be sent again after
 	// it may have reached the upstream: net/http's Request.isReplayable.
 	replayable bool
@@ -54,7 +57,7 @@ var copyPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // the transport refuses (an invalid header field, a bad Host) fails here,
 // before a connection is even taken. The returned request must be released.
 func newH1Request(req *http.Request) (*h1Request, error) {
-	r := &h1Request{req: req, head: headPool.Get().(*[]byte)}
+	r := &h1Request{req: req, head: headPool.Get().(*[]byte), closer: req.Body}
 	if err := r.frame(); err != nil {
 		r.release()
 		return nil, err
@@ -425,7 +428,7 @@ func (r *h1Request) rewind() bool {
 		return false
 	}
 	r.closeBody()
-	r.req.Body = body // net/http's rewindBody does the same on its copy
+	r.closer = body
 	r.body, r.prefix, r.bodyRead = body, nil, false
 	if body == http.NoBody {
 		r.body = nil
@@ -435,8 +438,9 @@ func (r *h1Request) rewind() bool {
 
 // closeBody closes the request's body, as RoundTrip must.
 func (r *h1Request) closeBody() {
-	if r.req.Body != nil {
-		r.req.Body.Close()
+	if r.closer != nil {
+		r.closer.Close()
+		r.closer = nil
 	}
 }
 

@@ -851,17 +851,19 @@ func TestH1Replay(t *testing.T) {
 	tests := []struct {
 		name     string
 		method   string
-		body     bool
+		body     string // "", "once" (no GetBody) or "again" (GetBody)
 		key      bool
 		replayed bool
 	}{
-		{"GET", "GET", false, false, true},
-		{"HEAD", "HEAD", false, false, true},
-		{"POST without body, with Idempotency-Key", "POST", false, true, true},
-		{"POST with body and Idempotency-Key but no GetBody", "POST", true, true, false},
-		{"POST with body", "POST", true, false, false},
-		{"POST without body", "POST", false, false, false},
-		{"DELETE", "DELETE", false, false, false}, // net/http's rule: only GET HEAD OPTIONS TRACE
+		{"GET", "GET", "", false, true},
+		{"HEAD", "HEAD", "", false, true},
+		{"POST without body, with Idempotency-Key", "POST", "", true, true},
+		{"POST with body and Idempotency-Key, GetBody", "POST", "again", true, true},
+		{"POST with body and Idempotency-Key but no GetBody", "POST", "once", true, false},
+		{"POST with body", "POST", "once", false, false},
+		{"POST with body and GetBody", "POST", "again", false, false},
+		{"POST without body", "POST", "", false, false},
+		{"DELETE", "DELETE", "", false, false}, // net/http's rule: only GET HEAD OPTIONS TRACE
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -873,10 +875,13 @@ func TestH1Replay(t *testing.T) {
 					if err != nil {
 						return
 					}
-					io.Copy(io.Discard, req.Body)
+					b, _ := io.ReadAll(req.Body)
 					if req.URL.Path == "/test" {
 						mu.Lock()
 						seen++
+						if tt.body != "" && string(b) != "payload" {
+							t.Errorf("upstream got body %q", b)
+						}
 						mu.Unlock()
 					}
 					if n == 1 {
@@ -892,8 +897,11 @@ func TestH1Replay(t *testing.T) {
 			var l traceLog
 			mustDo(t, tr, newRequest(t, t.Context(), &l, "GET", up.URL+"/warm", nil), "ok")
 			var body io.Reader
-			if tt.body {
+			switch tt.body {
+			case "once":
 				body = struct{ io.Reader }{strings.NewReader("payload")} // no GetBody
+			case "again":
+				body = strings.NewReader("payload") // NewRequest sets GetBody
 			}
 			req := newRequest(t, t.Context(), &l, tt.method, up.URL+"/test", body)
 			if tt.key {
@@ -1080,5 +1088,74 @@ func TestH1NoGoroutines(t *testing.T) {
 	<-done
 	if len(ours) != 1 {
 		t.Errorf("%d goroutines run transport code, want the caller's alone:\n%s", len(ours), strings.Join(ours, "\n\n"))
+	}
+}
+
+// An upstream that answers before it has read the whole body (a 413, say)
+// and closes: the write fails, and the answer is returned rather than the
+// write's error, as net/http's transport does.
+func TestH1EarlyResponse(t *testing.T) {
+	up := hanguptest.NewUpstream(t, func(c *hanguptest.ServerConn) {
+		if _, err := c.ReadRequest(); err != nil {
+			return
+		}
+		c.Write("HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 8\r\n\r\ntoo big\n")
+		c.Conn.Close() // the unread body turns this into an RST
+	})
+	tr := newH1(t, 0, 0)
+	var l traceLog
+	req := newRequest(t, t.Context(), &l, "POST", up.URL, io.LimitReader(endless{}, 64<<20))
+	req.ContentLength = 64 << 20
+	res, body, err := do(t, tr, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != http.StatusRequestEntityTooLarge || body != "too big\n" {
+		t.Errorf("got %d %q, want the 413", res.StatusCode, body)
+	}
+	if len(l.wrote) != 1 || l.wrote[0] == nil {
+		t.Errorf("WroteRequest errors %v, want the write's failure", l.wrote)
+	}
+}
+
+// Close may come from another goroutine while a Read waits: the Read ends
+// at once, and the connection is closed, not reused.
+func TestH1BodyCloseDuringRead(t *testing.T) {
+	up := hanguptest.NewUpstream(t, func(c *hanguptest.ServerConn) {
+		if _, err := c.ReadRequest(); err != nil {
+			return
+		}
+		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nfirst")
+		c.WaitPeerClose(hanguptest.Timeout)
+	})
+	tr := newH1(t, 0, 0)
+	res, err := tr.RoundTrip(newRequest(t, t.Context(), nil, "GET", up.URL, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(res.Body, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := res.Body.Read(make([]byte, 10))
+		readErr <- err
+	}()
+	sc := <-up.Conns()
+	res.Body.Close()
+	select {
+	case err := <-readErr:
+		if err == nil {
+			t.Error("Read after a concurrent Close returned no error")
+		}
+	case <-time.After(hanguptest.Timeout):
+		t.Fatal("Read did not end when the body was closed")
+	}
+	waitClosed(t, sc.Done(), "the upstream to see the close")
+	if _, err := res.Body.Read(make([]byte, 1)); !errors.Is(err, errBodyClosed) {
+		t.Errorf("Read after Close: %v, want %v", err, errBodyClosed)
+	}
+	if n := idleConns(tr); n != 0 {
+		t.Errorf("%d idle connections", n)
 	}
 }

@@ -47,16 +47,27 @@ func (d *delayLink) serve() {
 		if err != nil {
 			return
 		}
-		up, err := net.Dial("tcp", d.target)
-		if err != nil {
-			reset(down)
-			continue
-		}
-		if !d.track(down, up) {
+		if !d.track(down) {
 			return
 		}
-		d.wg.Go(func() { d.relay(down.(*net.TCPConn), up.(*net.TCPConn)) })
+		// Dial in the connection's own goroutine: a slow dial must not
+		// hold up the accept loop (fresh connections would wait in the
+		// backlog, and a caller time out before it is served).
+		d.wg.Go(func() { d.link(down.(*net.TCPConn)) })
 	}
+}
+
+// link dials the target for down and relays between them.
+func (d *delayLink) link(down *net.TCPConn) {
+	up, err := net.Dial("tcp", d.target)
+	if err != nil {
+		reset(down)
+		return
+	}
+	if !d.track(up) {
+		return
+	}
+	d.relay(down, up.(*net.TCPConn))
 }
 
 func (d *delayLink) track(cs ...net.Conn) bool {

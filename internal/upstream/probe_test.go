@@ -200,11 +200,20 @@ func TestProbe(t *testing.T) {
 		{"refused", refusedAddr, 0, false},
 		{"timeout", strings.TrimPrefix(stall.URL, "http://"), 0, false},
 	}
-	p := newTestPool(t, config.Pool{Endpoints: []config.Endpoint{hs.endpoint()},
-		Health: config.Health{Active: &config.ActiveHealth{Path: "/", Timeout: config.Duration(50 * time.Millisecond)}}})
+	// A probe that should answer gets a timeout no busy machine reaches;
+	// only the stalled one runs into a short one.
+	pool := func(timeout time.Duration) *Pool {
+		return newTestPool(t, config.Pool{Endpoints: []config.Endpoint{hs.endpoint()},
+			Health: config.Health{Active: &config.ActiveHealth{Path: "/", Timeout: config.Duration(timeout)}}})
+	}
+	answering, stalled := pool(10*time.Second), pool(50*time.Millisecond)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hs.status.Store(int32(tt.status))
+			p := answering
+			if tt.name == "timeout" {
+				p = stalled
+			}
 			e := &Endpoint{Scheme: "http", Host: cmp.Or(tt.host, hs.endpoint().Host), Weight: 1}
 			if got := p.probe(t.Context(), e, "http://"+e.Host+"/"); got != tt.want {
 				t.Errorf("probe = %v, want %v", got, tt.want)

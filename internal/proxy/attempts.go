@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-proxy/switchboard/hangup"
 	"github.com/switchboard-proxy/switchboard/internal/attempt"
+	"github.com/switchboard-proxy/switchboard/internal/h1"
 	"github.com/switchboard-proxy/switchboard/internal/upstream"
 )
 
@@ -427,7 +428,7 @@ func (tr *try) request(ex *exchange, t *table) *http.Request {
 		out.Header["User-Agent"] = []string{""}
 	}
 	delete(out.Header, "Expect") // our server already answered 100-continue
-	if headerHasToken(r.Header["Te"], "trailers") {
+	if h1.HasToken(r.Header["Te"], "trailers") {
 		out.Header.Set("Te", "trailers")
 	}
 	forwarded(out.Header, r, t.trusted)

@@ -281,7 +281,7 @@ func (w *fastResponse) commit(final bool) error {
 		delete(h, "Content-Length")
 		w.cl = -1
 	}
-	if r.Close || w.fc.fs.srv.conns.closing.Load() || hasToken(h["Connection"], "close") {
+	if r.Close || w.fc.fs.srv.conns.closing.Load() || h1.HasToken(h["Connection"], "close") {
 		w.closeAfter = true
 	}
 	bw := w.fc.bw
@@ -322,7 +322,7 @@ func (w *fastResponse) writeFields(head bool) {
 	bw := w.fc.bw
 	for k, vv := range w.h {
 		switch {
-		case strings.HasPrefix(k, http.TrailerPrefix), !validFieldName(k):
+		case strings.HasPrefix(k, http.TrailerPrefix), !h1.IsToken(k):
 			continue
 		case head && (k == "Connection" || k == "Transfer-Encoding"):
 			continue
@@ -367,7 +367,7 @@ func (w *fastResponse) writeTrailers() {
 		for name := range strings.SplitSeq(names, ",") {
 			k := http.CanonicalHeaderKey(strings.TrimSpace(name))
 			for _, v := range w.h[k] {
-				if validFieldName(k) {
+				if h1.IsToken(k) {
 					writeField(bw, k, v)
 				}
 			}
@@ -375,7 +375,7 @@ func (w *fastResponse) writeTrailers() {
 	}
 	for k, vv := range w.h {
 		name, ok := strings.CutPrefix(k, http.TrailerPrefix)
-		if !ok || !validFieldName(name) {
+		if !ok || !h1.IsToken(name) {
 			continue
 		}
 		for _, v := range vv {
@@ -428,44 +428,4 @@ func appendDate(b []byte) []byte {
 		dateCache.Store(e)
 	}
 	return append(b, e.b...)
-}
-
-// hasToken reports whether the comma-separated values hold token
-// (case-insensitive).
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// tchar is RFC 9110's token character set.
-var tchar = func() (t [256]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c], t[c-'a'+'A'] = true, true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
-// validFieldName reports whether k is a non-empty token.
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if !tchar[k[i]] {
-			return false
-		}
-	}
-	return true
 }

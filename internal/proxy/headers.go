@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/switchboard-proxy/switchboard/internal/h1"
 	"github.com/switchboard-proxy/switchboard/internal/hop"
 )
 
@@ -81,16 +82,5 @@ func isTrusted(a netip.Addr, nets []netip.Prefix) bool {
 // isUpgrade reports whether r asks to switch protocols (WebSocket and
 // others), which HTTP/1.1 carries as Connection: upgrade plus Upgrade.
 func isUpgrade(h http.Header) bool {
-	return h.Get("Upgrade") != "" && headerHasToken(h["Connection"], "upgrade")
-}
-
-func headerHasToken(vv []string, token string) bool {
-	for _, v := range vv {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), token) {
-				return true
-			}
-		}
-	}
-	return false
+	return h.Get("Upgrade") != "" && h1.HasToken(h["Connection"], "upgrade")
 }

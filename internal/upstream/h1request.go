@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/switchboard-proxy/switchboard/internal/h1"
 )
 
 // h1Request is one request prepared for the HTTP/1.1 transport: its head,
@@ -112,7 +114,7 @@ func (r *h1Request) frame() error {
 			r.trailer = req.Trailer
 		}
 	}
-	r.close = req.Close || headerHasToken(req.Header["Connection"], "close")
+	r.close = req.Close || h1.HasToken(req.Header["Connection"], "close")
 	return nil
 }
 
@@ -192,7 +194,7 @@ func appendHead(b []byte, r *h1Request) ([]byte, error) {
 	if method == "" {
 		method = http.MethodGet
 	}
-	if !isToken(method) {
+	if !h1.IsToken(method) {
 		return nil, fmt.Errorf("invalid request method %q", method)
 	}
 	b = append(b, method...)
@@ -230,7 +232,7 @@ func appendHead(b []byte, r *h1Request) ([]byte, error) {
 			return nil, err
 		}
 	}
-	if r.close && !headerHasToken(req.Header["Connection"], "close") {
+	if r.close && !h1.HasToken(req.Header["Connection"], "close") {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	switch {
@@ -287,7 +289,7 @@ func isFramingField(k string) bool {
 // appendField appends the field k with each of vv, trimmed of surrounding
 // blanks as net/http does.
 func appendField(b []byte, k string, vv []string) ([]byte, error) {
-	if !isToken(k) {
+	if !h1.IsToken(k) {
 		return nil, fmt.Errorf("invalid header field name %q", k)
 	}
 	for _, v := range vv {
@@ -311,7 +313,7 @@ func appendTrailerNames(b []byte, trailer http.Header) ([]byte, error) {
 	keys := make([]string, 0, len(trailer))
 	for k := range trailer {
 		k = http.CanonicalHeaderKey(k)
-		if !isToken(k) || isFramingField(k) {
+		if !h1.IsToken(k) || isFramingField(k) {
 			return nil, fmt.Errorf("invalid trailer field name %q", k)
 		}
 		keys = append(keys, k)
@@ -444,32 +446,6 @@ func (r *h1Request) closeBody() {
 	}
 }
 
-// headerHasToken reports whether a comma-separated list in vv contains
-// token, in any case.
-func headerHasToken(vv []string, token string) bool {
-	for _, v := range vv {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// isToken reports whether s is an RFC 9110 token: a method or field name.
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenChar[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
 // validFieldValue reports whether v may be sent as a field value: no
 // control character but horizontal tab (so no CR, LF or NUL).
 func validFieldValue(v string) bool {
@@ -493,11 +469,8 @@ func validHost(h string) bool {
 	return true
 }
 
-// tokenChar and hostChar are the bytes isToken and validHost accept.
-var (
-	tokenChar = charSet("!#$%&'*+-.^_`|~")
-	hostChar  = charSet("!$%&'()*+,-.:;=[]_~")
-)
+// hostChar are the bytes validHost accepts.
+var hostChar = charSet("!$%&'()*+,-.:;=[]_~")
 
 // charSet returns a table of the ASCII letters and digits and extra.
 func charSet(extra string) (t [256]bool) {

@@ -425,9 +425,9 @@ func (fc *fastConn) release() {
 // the number of fields.
 func (fc *fastConn) request() (*http.Request, error) {
 	h := &fc.rq.head
-	hs := headString{buf: fc.rq.headBuf, s: string(fc.rq.headBuf)}
+	hs := h1.NewStrings(fc.rq.headBuf)
 	fc.rq.headBuf = nil
-	target := hs.of(h.Target)
+	target := hs.Of(h.Target)
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
 		return nil, &h1.Error{Status: http.StatusBadRequest, Reason: "malformed request-target"}
@@ -438,7 +438,7 @@ func (fc *fastConn) request() (*http.Request, error) {
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: h.Minor,
-		Header:     make(http.Header, len(h.Fields)),
+		Header:     hs.Header(h.Fields),
 		Host:       u.Host,
 		RequestURI: target,
 		Close:      h.Close,
@@ -448,22 +448,11 @@ func (fc *fastConn) request() (*http.Request, error) {
 		req.Proto = "HTTP/1.0"
 	}
 	if req.Host == "" {
-		req.Host = hs.of(h.Host)
+		req.Host = hs.Of(h.Host)
 	}
-	values := make([]string, len(h.Fields))
-	for i, f := range h.Fields {
-		k := http.CanonicalHeaderKey(hs.of(f.Name)) // no copy when already canonical
-		switch k {
-		case "Host", "Transfer-Encoding":
-			continue // net/http keeps neither in the map
-		}
-		values[i] = hs.of(f.Value)
-		if vv, ok := req.Header[k]; ok {
-			req.Header[k] = append(vv, values[i])
-		} else {
-			req.Header[k] = values[i : i+1 : i+1]
-		}
-	}
+	// net/http keeps neither in the map.
+	delete(req.Header, "Host")
+	delete(req.Header, "Transfer-Encoding")
 	switch {
 	case h.Chunked:
 		req.ContentLength, req.TransferEncoding = -1, []string{"chunked"}
@@ -472,24 +461,6 @@ func (fc *fastConn) request() (*http.Request, error) {
 		req.ContentLength = h.ContentLength
 	}
 	return req, nil
-}
-
-// headString is a string copy of a head's bytes; of returns the piece of it
-// that a slice of those bytes (such as an h1.Field's) covers.
-type headString struct {
-	buf []byte
-	s   string
-}
-
-func (hs headString) of(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	i := cap(hs.buf) - cap(b) // b is hs.buf[i:j]: slices keep their end
-	if i < 0 || i+len(b) > len(hs.s) || &hs.buf[i] != &b[0] {
-		return string(b) // not a piece of buf after all
-	}
-	return hs.s[i : i+len(b)]
 }
 
 // method returns the method as a constant string where it is a common one.

@@ -211,13 +211,6 @@ func (pc *h1Conn) readHead(br *bufio.Reader, r *h1Request, trace *httptrace.Clie
 	}
 }
 
-// readResponseHead parses one response head for req from br; the body
-// reads on from br. It is the one place that parses responses, so a
-// stricter parser can take its place.
-func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, error) {
-	return http.ReadResponse(br, req)
-}
-
 // headError tells a head the connection cut short (a truncated head fails
 // to parse, but the upstream hung up) from one that does not parse.
 func (pc *h1Conn) headError(err error) error {

@@ -607,6 +607,7 @@ func TestH1ResponseFraming(t *testing.T) {
 		{name: "Connection: close", response: "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello", status: 200, body: "hello"},
 		{name: "HTTP/1.0", response: "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello", status: 200, body: "hello"},
 		{name: "HTTP/1.0 keep-alive", response: "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nhello", status: 200, body: "hello", reused: true},
+		{name: "head larger than the read buffer", response: "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 6000) + "\r\nContent-Length: 5\r\n\r\nhello", status: 200, body: "hello", reused: true},
 		{name: "1xx skipped", response: "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", status: 200, body: "hello", reused: true},
 	}
 	for _, tt := range tests {
@@ -695,6 +696,20 @@ func TestH1ResponseErrors(t *testing.T) {
 		{name: "not HTTP", answer: func(c *hanguptest.ServerConn) { c.Write("SSH-2.0-OpenSSH\r\n\r\n") },
 			want: "malformed upstream response", kind: hangup.KindUnknown},
 		{name: "bad Content-Length", answer: func(c *hanguptest.ServerConn) { c.Write("HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n") },
+			want: "malformed upstream response", kind: hangup.KindUnknown},
+		// Ambiguous framing net/http would accept (and a proxy must not
+		// pass on): refused.
+		{name: "Content-Length and Transfer-Encoding", answer: func(c *hanguptest.ServerConn) {
+			c.Write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+		}, want: "malformed upstream response", kind: hangup.KindUnknown},
+		{name: "two different Content-Lengths", answer: func(c *hanguptest.ServerConn) {
+			c.Write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
+		}, want: "malformed upstream response", kind: hangup.KindUnknown},
+		{name: "obs-fold", answer: func(c *hanguptest.ServerConn) {
+			c.Write("HTTP/1.1 200 OK\r\nX-A: b\r\n c\r\nContent-Length: 0\r\n\r\n")
+		},
+			want: "malformed upstream response", kind: hangup.KindUnknown},
+		{name: "bare LF", answer: func(c *hanguptest.ServerConn) { c.Write("HTTP/1.1 200 OK\nContent-Length: 0\n\n") },
 			want: "malformed upstream response", kind: hangup.KindUnknown},
 		{name: "head over 1 MiB", answer: func(c *hanguptest.ServerConn) { c.Write(bigHead) },
 			is: errHeadTooLarge, kind: hangup.KindUnknown},

@@ -1,0 +1,176 @@
+package upstream
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/switchboard-proxy/switchboard/internal/h1"
+)
+
+// readResponseHead parses one response head for req from br, and frames
+// its body, which reads on from br. It is the one place that parses
+// responses. It reads with internal/h1, which refuses what net/http refuses
+// and also ambiguous framing (Content-Length with Transfer-Encoding, say)
+// that net/http would accept and that a proxy must not pass on. A head
+// longer than br's buffer, rare from an upstream, is left to net/http's
+// ReadResponse, which reads any length (the connection's head limit still
+// applies).
+func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	hr := respHeads.Get().(*h1.Response)
+	defer respHeads.Put(hr)
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		n, err := h1.ParseResponse(buf, hr, br.Size())
+		var he *h1.Error
+		switch {
+		case err == nil:
+			res := newResponse(buf[:n], hr, req)
+			br.Discard(n)
+			frameBody(res, hr, br)
+			return res, nil
+		case errors.As(err, &he) && he.Status == http.StatusRequestHeaderFieldsTooLarge && len(buf) >= br.Size():
+			return http.ReadResponse(br, req)
+		case err != h1.ErrIncomplete:
+			return nil, err
+		}
+		if _, err := br.Peek(len(buf) + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+var respHeads = sync.Pool{New: func() any { return new(h1.Response) }}
+
+// newResponse builds the response of the head hr, as net/http's
+// ReadResponse would: Transfer-Encoding and Trailer move out of the
+// header into their own fields.
+func newResponse(head []byte, hr *h1.Response, req *http.Request) *http.Response {
+	s := h1.NewStrings(head)
+	res := &http.Response{
+		Status:     status(hr.Status, s.Of(hr.Reason)),
+		StatusCode: hr.Status,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: hr.Minor,
+		Header:     s.Header(hr.Fields),
+		Close:      hr.Close,
+		Request:    req,
+	}
+	if hr.Minor == 0 {
+		res.Proto = "HTTP/1.0"
+	}
+	delete(res.Header, "Transfer-Encoding")
+	if names, ok := res.Header["Trailer"]; ok {
+		delete(res.Header, "Trailer")
+		if hr.Chunked {
+			res.Trailer = trailerNames(names)
+		}
+	}
+	return res
+}
+
+// frameBody sets res's body, read from br, and its length.
+func frameBody(res *http.Response, hr *h1.Response, br *bufio.Reader) {
+	switch kind := hr.BodyKind([]byte(res.Request.Method)); {
+	case kind == h1.BodyNone:
+		res.Body = http.NoBody
+		res.ContentLength = 0
+		if res.Request.Method == http.MethodHead {
+			res.ContentLength = hr.ContentLength // as declared
+		}
+	case kind == h1.BodyChunked:
+		b := &chunkedBody{res: res}
+		b.cr.Reset(br, 0)
+		res.Body, res.ContentLength, res.TransferEncoding = b, -1, []string{"chunked"}
+	case kind == h1.BodyLength:
+		res.Body, res.ContentLength = &lengthBody{br: br, left: hr.ContentLength}, hr.ContentLength
+	default:
+		// Delimited by the connection's end, which is then not reused.
+		res.Body, res.ContentLength, res.Close = io.NopCloser(br), -1, true
+	}
+}
+
+// trailerNames returns the trailers a Trailer field announces, without
+// values yet.
+func trailerNames(values []string) http.Header {
+	tr := http.Header{}
+	for _, v := range values {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				tr[http.CanonicalHeaderKey(name)] = nil
+			}
+		}
+	}
+	return tr
+}
+
+// status returns "code reason", without allocating for the usual phrase.
+func status(code int, reason string) string {
+	if code < len(statusLines) && statusLines[code] != "" && reason == http.StatusText(code) {
+		return statusLines[code]
+	}
+	return strconv.Itoa(code) + " " + reason
+}
+
+var statusLines = func() (t [600]string) {
+	for code := range t {
+		if text := http.StatusText(code); text != "" {
+			t[code] = strconv.Itoa(code) + " " + text
+		}
+	}
+	return t
+}()
+
+// lengthBody is a body of a declared length.
+type lengthBody struct {
+	br   *bufio.Reader
+	left int64
+}
+
+func (b *lengthBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.br.Read(p)
+	b.left -= int64(n)
+	switch {
+	case b.left == 0:
+		return n, io.EOF
+	case err == io.EOF:
+		return n, io.ErrUnexpectedEOF // shorter than declared
+	}
+	return n, err
+}
+
+func (b *lengthBody) Close() error { return nil }
+
+// chunkedBody is a chunked body; at its end its trailers go into the
+// response's Trailer, as net/http does.
+type chunkedBody struct {
+	res *http.Response
+	cr  h1.ChunkedReader
+}
+
+func (b *chunkedBody) Read(p []byte) (int, error) {
+	n, err := b.cr.Read(p)
+	if err == io.EOF {
+		for _, f := range b.cr.Trailers() {
+			if b.res.Trailer == nil {
+				b.res.Trailer = http.Header{}
+			}
+			k := http.CanonicalHeaderKey(string(f.Name))
+			b.res.Trailer[k] = append(b.res.Trailer[k], string(f.Value))
+		}
+	}
+	return n, err
+}
+
+func (b *chunkedBody) Close() error { return nil }

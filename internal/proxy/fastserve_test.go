@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/hanguptest"
 )
 
 // fastUpstream answers every request with its method, path, body length
@@ -248,4 +250,27 @@ func TestFastPathRefuses(t *testing.T) {
 	if n := seen.Load(); n != 0 {
 		t.Errorf("the upstream saw %d requests", n)
 	}
+}
+
+// TestAmbiguousUpstreamResponse: an upstream response whose framing is
+// ambiguous is refused, not passed on; the caller gets a 502 and the log
+// says why.
+func TestAmbiguousUpstreamResponse(t *testing.T) {
+	up := hanguptest.NewUpstream(t, func(c *hanguptest.ServerConn) {
+		if _, err := c.ReadRequest(); err != nil {
+			return
+		}
+		c.Write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+		c.WaitPeerClose(hanguptest.Timeout)
+	})
+	h := start(t, "", routeOpts{upstream: up.URL})
+	res, err := http.Get(h.url("/ambiguous"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadGateway || !strings.Contains(res.Header.Get("Proxy-Status"), "error=") {
+		t.Errorf("status %d, Proxy-Status %q; want 502 with an error", res.StatusCode, res.Header.Get("Proxy-Status"))
+	}
+	wantLog(t, h.logs.next(t, "/ambiguous"), map[string]any{"status": 502.0, "side": "upstream", "kind": "unknown"})
 }

@@ -1,6 +1,9 @@
 package h1
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // Strings turns the byte slices of a parsed head into strings with one
 // copy of the head: each string is a piece of that copy. The zero value is
@@ -43,4 +46,22 @@ func (s Strings) Header(fields []Field) http.Header {
 		}
 	}
 	return h
+}
+
+// TrailerNames returns the trailer fields the values of a Trailer field
+// announce, canonical and without values yet, as net/http fills a
+// message's Trailer before its body is read; nil if they name none.
+func TrailerNames(values []string) http.Header {
+	var tr http.Header
+	for _, v := range values {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				if tr == nil {
+					tr = http.Header{}
+				}
+				tr[http.CanonicalHeaderKey(name)] = nil
+			}
+		}
+	}
+	return tr
 }

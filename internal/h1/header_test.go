@@ -24,3 +24,13 @@ func TestStringsHeader(t *testing.T) {
 		t.Errorf("Header = %v, want %v", got, want)
 	}
 }
+
+func TestTrailerNames(t *testing.T) {
+	if got := TrailerNames(nil); got != nil {
+		t.Errorf("TrailerNames(nil) = %v", got)
+	}
+	want := http.Header{"X-Sum": nil, "X-Other": nil}
+	if got := TrailerNames([]string{"x-sum, ", "X-Other"}); !reflect.DeepEqual(got, want) {
+		t.Errorf("TrailerNames = %v, want %v", got, want)
+	}
+}

@@ -20,10 +20,9 @@ type fastBody struct {
 	fc      *fastConn
 	mu      sync.Mutex // guards eof, closed and the watcher start
 	r       io.Reader  // the framed reader: lr or cr
-	lr      io.LimitedReader
+	lr      h1.LengthReader
 	cr      h1.ChunkedReader
 	trailer http.Header // the request's Trailer map, filled at the body's end
-	limited bool
 	eof     bool
 	closed  bool
 }
@@ -33,8 +32,8 @@ type fastBody struct {
 func (b *fastBody) reset(fc *fastConn, req *http.Request) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.fc, b.eof, b.closed, b.limited = fc, false, false, false
-	b.lr, b.trailer = io.LimitedReader{}, nil
+	b.fc, b.eof, b.closed = fc, false, false
+	b.lr, b.trailer = h1.LengthReader{}, nil
 	switch {
 	case req == nil:
 		b.r = nil
@@ -43,8 +42,8 @@ func (b *fastBody) reset(fc *fastConn, req *http.Request) {
 		b.r, b.trailer = &b.cr, req.Trailer
 		req.Body = b
 	case req.ContentLength > 0:
-		b.lr = io.LimitedReader{R: fc.br, N: req.ContentLength}
-		b.r, b.limited = &b.lr, true
+		b.lr = h1.LengthReader{R: fc.br, Left: req.ContentLength}
+		b.r = &b.lr
 		req.Body = b
 	default:
 		b.r, b.eof = nil, true
@@ -64,14 +63,6 @@ func (b *fastBody) Read(p []byte) (int, error) {
 	}
 	b.mu.Unlock()
 	n, err := b.r.Read(p)
-	if b.limited {
-		switch {
-		case err == io.EOF && b.lr.N > 0:
-			err = io.ErrUnexpectedEOF
-		case err == nil && b.lr.N == 0:
-			err = io.EOF
-		}
-	}
 	if err == io.EOF {
 		b.keepTrailers()
 		b.mu.Lock()
@@ -363,13 +354,10 @@ func (w *fastResponse) finish() error {
 // http.TrailerPrefix.
 func (w *fastResponse) writeTrailers() {
 	bw := w.fc.bw
-	for _, names := range w.h["Trailer"] {
-		for name := range strings.SplitSeq(names, ",") {
-			k := http.CanonicalHeaderKey(strings.TrimSpace(name))
+	for k := range h1.TrailerNames(w.h["Trailer"]) {
+		if h1.IsToken(k) {
 			for _, v := range w.h[k] {
-				if h1.IsToken(k) {
-					writeField(bw, k, v)
-				}
+				writeField(bw, k, v)
 			}
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -318,7 +317,7 @@ func (fc *fastConn) readHead(maxHeaderBytes int) (int, int) {
 			n, err := h1.ParseRequest(buf, &fc.rq.head, maxHeaderBytes)
 			switch {
 			case err == nil:
-				if fc.rq.head.Upgrade || fc.rq.head.Get("Upgrade") != nil || fc.rq.head.Get("Expect") != nil ||
+				if fc.rq.head.Get("Upgrade") != nil || fc.rq.head.Get("Expect") != nil ||
 					string(fc.rq.head.Method) == http.MethodConnect {
 					return 0, headForNetHTTP
 				}
@@ -456,7 +455,7 @@ func (fc *fastConn) request() (*http.Request, error) {
 	switch {
 	case h.Chunked:
 		req.ContentLength, req.TransferEncoding = -1, []string{"chunked"}
-		req.Trailer = announcedTrailers(req.Header)
+		req.Trailer = h1.TrailerNames(req.Header["Trailer"])
 	case h.ContentLength > 0:
 		req.ContentLength = h.ContentLength
 	}
@@ -482,23 +481,6 @@ func method(b []byte) string {
 		return http.MethodOptions
 	}
 	return string(b)
-}
-
-// announcedTrailers returns the trailers a request's Trailer field names,
-// with no values yet, as net/http's server does; nil if none.
-func announcedTrailers(h http.Header) http.Header {
-	var tr http.Header
-	for _, v := range h["Trailer"] {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				if tr == nil {
-					tr = http.Header{}
-				}
-				tr[http.CanonicalHeaderKey(name)] = nil
-			}
-		}
-	}
-	return tr
 }
 
 // serveRequest runs the handler for req and finishes its response. It

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/switchboard-proxy/switchboard/internal/h1"
@@ -68,7 +67,7 @@ func newResponse(head []byte, hr *h1.Response, req *http.Request) *http.Response
 	if names, ok := res.Header["Trailer"]; ok {
 		delete(res.Header, "Trailer")
 		if hr.Chunked {
-			res.Trailer = trailerNames(names)
+			res.Trailer = h1.TrailerNames(names)
 		}
 	}
 	return res
@@ -88,25 +87,11 @@ func frameBody(res *http.Response, hr *h1.Response, br *bufio.Reader) {
 		b.cr.Reset(br, 0)
 		res.Body, res.ContentLength, res.TransferEncoding = b, -1, []string{"chunked"}
 	case kind == h1.BodyLength:
-		res.Body, res.ContentLength = &lengthBody{br: br, left: hr.ContentLength}, hr.ContentLength
+		res.Body, res.ContentLength = &lengthBody{h1.LengthReader{R: br, Left: hr.ContentLength}}, hr.ContentLength
 	default:
 		// Delimited by the connection's end, which is then not reused.
 		res.Body, res.ContentLength, res.Close = io.NopCloser(br), -1, true
 	}
-}
-
-// trailerNames returns the trailers a Trailer field announces, without
-// values yet.
-func trailerNames(values []string) http.Header {
-	tr := http.Header{}
-	for _, v := range values {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				tr[http.CanonicalHeaderKey(name)] = nil
-			}
-		}
-	}
-	return tr
 }
 
 // status returns "code reason", without allocating for the usual phrase.
@@ -127,28 +112,7 @@ var statusLines = func() (t [600]string) {
 }()
 
 // lengthBody is a body of a declared length.
-type lengthBody struct {
-	br   *bufio.Reader
-	left int64
-}
-
-func (b *lengthBody) Read(p []byte) (int, error) {
-	if b.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
-	}
-	n, err := b.br.Read(p)
-	b.left -= int64(n)
-	switch {
-	case b.left == 0:
-		return n, io.EOF
-	case err == io.EOF:
-		return n, io.ErrUnexpectedEOF // shorter than declared
-	}
-	return n, err
-}
+type lengthBody struct{ h1.LengthReader }
 
 func (b *lengthBody) Close() error { return nil }
 

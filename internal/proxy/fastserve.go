@@ -24,13 +24,13 @@ import (
 // the connection's goroutine with a light ResponseWriter (fastResponse).
 // An idle connection holds no buffer, only its goroutine and a few words.
 //
-// Anything the loop does not serve itself is handed, with the bytes it
-// has read, to the listener's net/http server, which then serves the
+// Heads are parsed by internal/h1, which refuses everything net/http's
+// server refuses and the framing ambiguities behind request smuggling
+// besides; a refused head gets its 4xx or 5xx and the connection closes.
+// Requests the loop does not serve itself are handed, with the bytes it has
+// read, to the listener's net/http server, which then serves the
 // connection to its end: HTTP/2 prior knowledge (h2c), Upgrade and CONNECT
-// requests, Expect, a head larger than the buffer, and every head that does
-// not parse or that net/http would answer with an error of its own. So the
-// fast path never accepts what net/http rejects, and it never has to
-// produce net/http's error answers.
+// requests, and Expect.
 //
 // Rule R1 holds as in net/http: once a request's body has been read whole,
 // a background read watches the caller's socket while the handler runs,
@@ -69,9 +69,6 @@ func (fs *fastServer) serve(h *handoff) error {
 		}
 		fc := &fastConn{fs: fs, c: cc, watchRes: make(chan error, 1)}
 		fc.remote = cc.RemoteAddr().String()
-		// The same hooks net/http would run: the caller's connection
-		// and the connSet entry go into every request's context.
-		fc.ctx = fs.srv.http.ConnContext(context.Background(), cc)
 		fs.mu.Lock()
 		if fs.closed {
 			fs.mu.Unlock()
@@ -80,6 +77,9 @@ func (fs *fastServer) serve(h *handoff) error {
 		}
 		fs.conns[fc] = struct{}{}
 		fs.mu.Unlock()
+		// The same hooks net/http would run: the caller's connection
+		// and the connSet entry go into every request's context.
+		fc.ctx = fs.srv.http.ConnContext(context.Background(), cc)
 		fs.spawn(fc.serve)
 	}
 }

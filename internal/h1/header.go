@@ -34,8 +34,18 @@ func (s Strings) Of(b []byte) string {
 // net/http would read them. The values share one backing array, and a
 // key is copied only when it is not already canonical.
 func (s Strings) Header(fields []Field) http.Header {
-	h := make(http.Header, len(fields))
-	values := make([]string, len(fields))
+	h, _ := s.HeaderInto(make(http.Header, len(fields)), nil, fields)
+	return h
+}
+
+// HeaderInto is Header filling h, which must be empty, and taking the
+// values' backing array from values when it is long enough. It returns h
+// and the backing array, for reuse once nothing refers to h any more.
+func (s Strings) HeaderInto(h http.Header, values []string, fields []Field) (http.Header, []string) {
+	if cap(values) < len(fields) {
+		values = make([]string, len(fields))
+	}
+	values = values[:len(fields)]
 	for i, f := range fields {
 		k := http.CanonicalHeaderKey(s.Of(f.Name))
 		values[i] = s.Of(f.Value)
@@ -45,7 +55,7 @@ func (s Strings) Header(fields []Field) http.Header {
 			h[k] = values[i : i+1 : i+1]
 		}
 	}
-	return h
+	return h, values
 }
 
 // TrailerNames returns the trailer fields the values of a Trailer field

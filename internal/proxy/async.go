@@ -72,7 +72,7 @@ func (ex *exchange) message(t *table, body []byte) queue.Message {
 	r := ex.r
 	hdr := r.Header.Clone()
 	delete(hdr, "Expect") // our server already answered 100-continue
-	forwarded(hdr, r, t.trusted)
+	forwarded(hdr, r, t.trusted, nil)
 	hdr.Set("Host", r.Host) // carried in the header; deliver moves it back to Request.Host
 	return queue.Message{
 		Route:    ex.route.name,

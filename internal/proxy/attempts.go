@@ -307,6 +307,11 @@ type try struct {
 	wrote       chan struct{}
 	wroteClosed atomic.Bool
 
+	// The request to the upstream is built in these.
+	outURL url.URL
+	fwd    [3]string // X-Forwarded-* values
+	trace  httptrace.ClientTrace
+
 	mu        sync.Mutex  // guards the timers and done
 	header    *time.Timer // response-header timeout
 	perTry    *time.Timer // per-try timeout
@@ -406,15 +411,16 @@ func statusResult(status int) upstream.Result {
 // request builds the request to send upstream on this attempt.
 func (tr *try) request(ex *exchange, t *table) *http.Request {
 	r := ex.r
+	tr.outURL = url.URL{
+		Scheme:   tr.endpoint.Scheme,
+		Host:     tr.endpoint.Host,
+		Path:     r.URL.Path,
+		RawPath:  r.URL.RawPath,
+		RawQuery: r.URL.RawQuery,
+	}
 	out := &http.Request{
-		Method: r.Method,
-		URL: &url.URL{
-			Scheme:   tr.endpoint.Scheme,
-			Host:     tr.endpoint.Host,
-			Path:     r.URL.Path,
-			RawPath:  r.URL.RawPath,
-			RawQuery: r.URL.RawQuery,
-		},
+		Method:        r.Method,
+		URL:           &tr.outURL,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
@@ -431,7 +437,7 @@ func (tr *try) request(ex *exchange, t *table) *http.Request {
 	if h1.HasToken(r.Header["Te"], "trailers") {
 		out.Header.Set("Te", "trailers")
 	}
-	forwarded(out.Header, r, t.trusted)
+	forwarded(out.Header, r, t.trusted, tr.fwd[:])
 	switch {
 	case ex.replay != nil:
 		out.Body = ex.replay.reader()
@@ -442,7 +448,7 @@ func (tr *try) request(ex *exchange, t *table) *http.Request {
 		out.Trailer = r.Trailer
 	}
 	ctx := upstream.WithDialControl(tr.ctx, &tr.dial)
-	trace := &httptrace.ClientTrace{
+	tr.trace = httptrace.ClientTrace{
 		GotConn:      tr.gotConn,
 		WroteRequest: tr.wroteRequest,
 		PutIdleConn:  tr.putIdleConn,
@@ -450,9 +456,9 @@ func (tr *try) request(ex *exchange, t *table) *http.Request {
 	if out.Body == nil {
 		// Without a body the headers are the whole request: the
 		// upstream may act on it before WroteRequest runs.
-		trace.WroteHeaders = tr.wroteHeaders
+		tr.trace.WroteHeaders = tr.wroteHeaders
 	}
-	return out.WithContext(httptrace.WithClientTrace(ctx, trace))
+	return out.WithContext(httptrace.WithClientTrace(ctx, &tr.trace))
 }
 
 // gotConn runs on a transport goroutine when a connection is assigned.

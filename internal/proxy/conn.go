@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,21 @@ import (
 type callerConn struct {
 	net.Conn
 	rerr atomic.Pointer[readErr]
+
+	// The peer, worked out once for every request's X-Forwarded-For:
+	// remote is RemoteAddr().String(), peer its address (invalid if it is
+	// not an IP one), peerIP that address as text.
+	remote string
+	peer   netip.Addr
+	peerIP string
+}
+
+func newCallerConn(c net.Conn) *callerConn {
+	cc := &callerConn{Conn: c, remote: c.RemoteAddr().String()}
+	if cc.peer = peerAddr(cc.remote); cc.peer.IsValid() {
+		cc.peerIP = cc.peer.String()
+	}
+	return cc
 }
 
 type readErr struct {
@@ -80,7 +96,7 @@ func (l callerListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &callerConn{Conn: c}, nil
+	return newCallerConn(c), nil
 }
 
 // isH2Conn reports whether c negotiated HTTP/2 by ALPN.

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,7 +69,7 @@ func (fs *fastServer) serve(h *handoff) error {
 			continue
 		}
 		fc := &fastConn{fs: fs, c: cc, watchRes: make(chan error, 1)}
-		fc.remote = cc.RemoteAddr().String()
+		fc.remote = cc.remote
 		fs.mu.Lock()
 		if fs.closed {
 			fs.mu.Unlock()
@@ -423,21 +424,33 @@ func (fc *fastConn) release() {
 // field values share one backing array: a handful of allocations whatever
 // the number of fields.
 func (fc *fastConn) request() (*http.Request, error) {
-	h := &fc.rq.head
-	hs := h1.NewStrings(fc.rq.headBuf)
-	fc.rq.headBuf = nil
+	rq := fc.rq
+	h := &rq.head
+	hs := h1.NewStrings(rq.headBuf)
+	rq.headBuf = nil
 	target := hs.Of(h.Target)
-	u, err := url.ParseRequestURI(target)
-	if err != nil {
-		return nil, &h1.Error{Status: http.StatusBadRequest, Reason: "malformed request-target"}
+	u := &rq.url
+	*u = url.URL{}
+	if !parseOriginForm(target, u) {
+		pu, err := url.ParseRequestURI(target)
+		if err != nil {
+			return nil, &h1.Error{Status: http.StatusBadRequest, Reason: "malformed request-target"}
+		}
+		u = pu
 	}
-	req := &http.Request{
+	clear(rq.header)
+	if rq.header == nil {
+		rq.header = make(http.Header, len(h.Fields))
+	}
+	rq.header, rq.values = hs.HeaderInto(rq.header, rq.values, h.Fields)
+	req := &rq.req
+	*req = http.Request{
 		Method:     method(h.Method),
 		URL:        u,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: h.Minor,
-		Header:     hs.Header(h.Fields),
+		Header:     rq.header,
 		Host:       u.Host,
 		RequestURI: target,
 		Close:      h.Close,
@@ -460,6 +473,43 @@ func (fc *fastConn) request() (*http.Request, error) {
 		req.ContentLength = h.ContentLength
 	}
 	return req, nil
+}
+
+// parseOriginForm fills u from target, as url.ParseRequestURI would, when
+// target is in origin form ("/path?query") and its path needs no
+// unescaping and would be escaped no differently: the common case, done
+// without an allocation. It reports false for anything else.
+func parseOriginForm(target string, u *url.URL) bool {
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	path, query, hasQuery := strings.Cut(target, "?")
+	for i := 0; i < len(path); i++ {
+		if !plainPathByte(path[i]) {
+			return false
+		}
+	}
+	for i := 0; i < len(query); i++ {
+		if c := query[i]; c < 0x21 || c > 0x7e || c == '#' {
+			return false
+		}
+	}
+	u.Path, u.RawQuery, u.ForceQuery = path, query, hasQuery && query == ""
+	return true
+}
+
+// plainPathByte reports whether c stands for itself in a URL path: it is
+// neither a percent escape nor a byte url.URL.EscapedPath would escape.
+func plainPathByte(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '_', '.', '~', '$', '&', '+', ',', '/', ':', ';', '=', '@':
+		return true
+	}
+	return false
 }
 
 // method returns the method as a constant string where it is a common one.
@@ -544,6 +594,10 @@ func (fc *fastConn) forgetRequest() {
 type fastReq struct {
 	head    h1.Request // aliasing the connection's reader's buffer
 	headBuf []byte     // the bytes of head
+	req     http.Request
+	url     url.URL
+	header  http.Header // req's, emptied for each request
+	values  []string    // the backing array of header's values
 	body    fastBody
 	resp    fastResponse
 	tainted bool // its body was not read to the end

@@ -28,34 +28,51 @@ func copyHeader(dst, src http.Header) {
 // forwarded sets X-Forwarded-For, -Proto and -Host on out. Incoming values
 // are kept (and For appended to) only when the direct peer is a trusted
 // proxy; from anyone else they are replaced, so a caller cannot forge its
-// address or scheme.
-func forwarded(out http.Header, in *http.Request, trusted []netip.Prefix) {
-	peer := peerAddr(in.RemoteAddr)
+// address or scheme. The values it sets are slices of vals when it has room
+// for three.
+func forwarded(out http.Header, in *http.Request, trusted []netip.Prefix, vals []string) {
+	peer, ip := peerOf(in)
 	trust := peer.IsValid() && isTrusted(peer, trusted)
-	ip := ""
-	if peer.IsValid() {
-		ip = peer.String()
+	if len(vals) < 3 {
+		vals = make([]string, 3)
+	}
+	set := func(i int, k, v string) {
+		vals[i] = v
+		out[k] = vals[i : i+1 : i+1]
 	}
 	if prior := in.Header["X-Forwarded-For"]; trust && len(prior) > 0 && ip != "" {
-		out.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+ip)
+		set(0, "X-Forwarded-For", strings.Join(prior, ", ")+", "+ip)
 	} else if ip != "" {
-		out.Set("X-Forwarded-For", ip)
+		set(0, "X-Forwarded-For", ip)
 	} else {
-		out.Del("X-Forwarded-For")
+		delete(out, "X-Forwarded-For")
 	}
 	if !trust || out.Get("X-Forwarded-Proto") == "" {
 		proto := "http"
 		if in.TLS != nil {
 			proto = "https"
 		}
-		out.Set("X-Forwarded-Proto", proto)
+		set(1, "X-Forwarded-Proto", proto)
 	}
 	if !trust || out.Get("X-Forwarded-Host") == "" {
-		out.Set("X-Forwarded-Host", in.Host)
+		set(2, "X-Forwarded-Host", in.Host)
 	}
 	if !trust {
-		out.Del("Forwarded")
+		delete(out, "Forwarded")
 	}
+}
+
+// peerOf returns the address of in's direct peer, and it as text; from the
+// caller's connection when it has them worked out.
+func peerOf(in *http.Request) (netip.Addr, string) {
+	if cc := callerConnFrom(in.Context()); cc != nil && cc.remote == in.RemoteAddr {
+		return cc.peer, cc.peerIP
+	}
+	peer := peerAddr(in.RemoteAddr)
+	if !peer.IsValid() {
+		return peer, ""
+	}
+	return peer, peer.String()
 }
 
 func peerAddr(remote string) netip.Addr {

@@ -128,7 +128,7 @@ func FuzzForwardHeaders(f *testing.F) {
 		if trust {
 			nets = allNets
 		}
-		forwarded(out, r, nets)
+		forwarded(out, r, nets, nil)
 		peer := peerAddr(remote)
 		got := out.Get("X-Forwarded-For")
 		if peer.IsValid() && !strings.HasSuffix(got, peer.String()) {

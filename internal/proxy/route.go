@@ -180,10 +180,14 @@ func (r *route) matchHost(host string) bool {
 // normalHost lower-cases host and drops a port, IPv6 brackets and a
 // trailing dot.
 func normalHost(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	} else if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
-		host = host[1 : len(host)-1]
+	// Without a colon there is neither a port nor an IPv6 literal, and
+	// SplitHostPort would only make an error to say so.
+	if strings.Contains(host, ":") {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		} else if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
+			host = host[1 : len(host)-1]
+		}
 	}
 	host = strings.TrimSuffix(host, ".")
 	for i := 0; i < len(host); i++ {

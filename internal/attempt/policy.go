@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchboard-proxy/switchboard/hangup"
+	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 )
 
 // Policy says when a failed attempt is tried again and after how long. It is
@@ -258,7 +259,7 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 // attempt still to come (rule R1).
 func Wait(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
-		return context.Cause(ctx)
+		return cancelctx.Cause(ctx)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -266,6 +267,6 @@ func Wait(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return cancelctx.Cause(ctx)
 	}
 }

@@ -58,6 +58,11 @@ type Ctx struct {
 	ended    bool
 	kv       [2]keyVal
 
+	// Room for the usual one child and one hook, so that a Ctx that is
+	// never reused allocates nothing either.
+	childArr [1]*Ctx
+	hookArr  [1]hook
+
 	timer  *time.Timer // the deadline's: made once, then re-armed
 	fromUp func()      // cancelFromParent as a func value, made once
 }
@@ -235,6 +240,9 @@ func (c *Ctx) addChild(ch *Ctx) bool {
 	if c.err != nil {
 		return false
 	}
+	if c.children == nil {
+		c.children = c.childArr[:0]
+	}
 	c.children = append(c.children, ch)
 	return true
 }
@@ -267,6 +275,9 @@ func (c *Ctx) OnCancel(f func()) (id uint64, ok bool) {
 	}
 	c.nextHook++
 	id = c.nextHook
+	if c.hooks == nil {
+		c.hooks = c.hookArr[:0]
+	}
 	c.hooks = append(c.hooks, hook{id, f})
 	c.mu.Unlock()
 	return id, true

@@ -153,3 +153,20 @@ func TestEndWaitsForAConcurrentCancel(t *testing.T) {
 		parent.End()
 	}
 }
+
+func TestFreshCtxAllocatesNothing(t *testing.T) {
+	abort := func() {}
+	var parent Ctx
+	parent.Start(context.Background())
+	n := testing.AllocsPerRun(100, func() {
+		c := new(Ctx) // the one allocation: the caller's, with its struct
+		c.Start(&parent)
+		id, _ := c.OnCancel(abort)
+		c.StopOnCancel(id)
+		c.End()
+	})
+	parent.End()
+	if n > 1 {
+		t.Fatalf("%v allocations per fresh Ctx, want only its own", n)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-proxy/switchboard/hangup"
 	"github.com/switchboard-proxy/switchboard/internal/attempt"
+	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 	"github.com/switchboard-proxy/switchboard/internal/h1"
 	"github.com/switchboard-proxy/switchboard/internal/upstream"
 )
@@ -87,13 +88,13 @@ func (ex *exchange) serve(t *table) {
 // and ex.try is the winner.
 func (ex *exchange) send(tr *try, t *table) (*http.Response, error) {
 	if !ex.hedgeable() {
-		res, err := ex.route.pool.RoundTripper.RoundTrip(tr.request(ex, t))
+		res, err := ex.route.pool.RoundTripper.RoundTrip(tr.request(ex, t, false))
 		tr.headersIn()
 		return res, err
 	}
 	results := make(chan sent, 2)
 	run := func(tr *try) {
-		out := tr.request(ex, t)
+		out := tr.request(ex, t, false)
 		go func() {
 			res, err := ex.route.pool.RoundTripper.RoundTrip(out)
 			tr.headersIn()
@@ -231,18 +232,19 @@ func (ex *exchange) retryInfo() hangup.Attempt {
 // prepare derives the exchange's context from the caller's, arms the total
 // timeout and starts the retry loop.
 func (ex *exchange) prepare() {
-	ctx := ex.callerCtx
+	var parent context.Context = ex.callerCtx
 	if ex.route.ignoreAbort {
 		// On purpose: the route wants the upstream to finish its work
 		// even when the caller leaves (ignore_client_abort).
-		ctx = context.WithoutCancel(ctx)
+		parent = context.WithoutCancel(parent)
 	}
+	ex.ctx = &ex.ctxMem
+	ex.ctx.Start(parent)
 	var deadline time.Time
 	if d := ex.route.total; d > 0 {
-		ctx, ex.stopTotal = context.WithTimeoutCause(ctx, d, &hangup.TimeoutError{After: d})
+		ex.ctx.SetTimeout(d, ex.route.totalErr)
 		deadline = ex.start.Add(d)
 	}
-	ex.ctx, ex.cancel = context.WithCancelCause(ctx)
 	if ex.route.ignoreAbort {
 		ex.stopClosing = context.AfterFunc(ex.h.closing, func() { ex.cancel(errServerClosed) })
 	}
@@ -264,13 +266,10 @@ func (ex *exchange) prepare() {
 
 // release frees the exchange's context.
 func (ex *exchange) release() {
-	ex.cancel(nil)
 	if ex.try != nil {
 		ex.try.stop()
 	}
-	if ex.stopTotal != nil {
-		ex.stopTotal()
-	}
+	ex.ctx.End()
 	if ex.stopClosing != nil {
 		ex.stopClosing()
 	}
@@ -283,8 +282,7 @@ var errServerClosed = errors.New("switchboard is shutting down")
 // pool's HTTP/1.1 transport, or a hedge's); each attempt has its own, so a
 // late hook of an abandoned attempt cannot touch the next one.
 type try struct {
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
+	ctx      cancelctx.Ctx
 	dial     upstream.DialControl
 	endpoint *upstream.Endpoint
 	lease    *upstream.Lease
@@ -318,6 +316,9 @@ type try struct {
 	timersOff bool
 }
 
+// cancel cancels the attempt's context with cause.
+func (tr *try) cancel(cause error) { tr.ctx.Cancel(cause) }
+
 func (tr *try) setPhase(p hangup.Phase) { tr.phase.Store(uint32(p)) }
 func (tr *try) getPhase() hangup.Phase  { return hangup.Phase(tr.phase.Load()) }
 
@@ -349,8 +350,9 @@ func (ex *exchange) newTry() *try {
 // timeout.
 func (ex *exchange) startTry(lease *upstream.Lease) *try {
 	tr := &try{start: time.Now(), route: ex.route, lease: lease, endpoint: lease.Endpoint}
-	tr.ctx, tr.cancel = context.WithCancelCause(ex.ctx)
-	tr.dial = upstream.DialControl{Abort: tr.ctx, Timeout: ex.route.connect}
+	tr.ctx.Start(ex.ctx)
+	tr.dial = upstream.DialControl{Abort: &tr.ctx, Timeout: ex.route.connect}
+	upstream.SetDialControl(&tr.ctx, &tr.dial)
 	tr.setPhase(hangup.Connect)
 	if d := ex.route.perTry; d > 0 {
 		tr.perTry = time.AfterFunc(d, func() {
@@ -367,7 +369,7 @@ func (ex *exchange) startTry(lease *upstream.Lease) *try {
 // to the pool with the attempt's result.
 func (tr *try) stop() {
 	tr.headersIn()
-	tr.cancel(nil)
+	tr.ctx.End()
 	tr.lease.Release(tr.result)
 }
 
@@ -408,8 +410,9 @@ func statusResult(status int) upstream.Result {
 	return upstream.ResultOK
 }
 
-// request builds the request to send upstream on this attempt.
-func (tr *try) request(ex *exchange, t *table) *http.Request {
+// request builds the request to send upstream on this attempt, through
+// the pool's RoundTripper, or, for an Upgrade, its net/http Transport.
+func (tr *try) request(ex *exchange, t *table, upgrade bool) *http.Request {
 	r := ex.r
 	tr.outURL = url.URL{
 		Scheme:   tr.endpoint.Scheme,
@@ -447,7 +450,6 @@ func (tr *try) request(ex *exchange, t *table) *http.Request {
 	if len(r.Trailer) > 0 {
 		out.Trailer = r.Trailer
 	}
-	ctx := upstream.WithDialControl(tr.ctx, &tr.dial)
 	tr.trace = httptrace.ClientTrace{
 		GotConn:      tr.gotConn,
 		WroteRequest: tr.wroteRequest,
@@ -458,7 +460,10 @@ func (tr *try) request(ex *exchange, t *table) *http.Request {
 		// upstream may act on it before WroteRequest runs.
 		tr.trace.WroteHeaders = tr.wroteHeaders
 	}
-	return out.WithContext(httptrace.WithClientTrace(ctx, &tr.trace))
+	if upgrade {
+		return out.WithContext(httptrace.WithClientTrace(&tr.ctx, &tr.trace))
+	}
+	return out.WithContext(ex.route.pool.TraceContext(&tr.ctx, &tr.trace))
 }
 
 // gotConn runs on a transport goroutine when a connection is assigned.

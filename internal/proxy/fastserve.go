@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 	"github.com/switchboard-proxy/switchboard/internal/h1"
 )
 
@@ -158,7 +159,6 @@ type fastConn struct {
 	watching  bool
 	wbyte     [1]byte
 	watchRes  chan error // the watcher's result; capacity 1
-	cancel    func()     // cancels the current request's context
 	served    int        // requests served
 	waiting   bool       // between requests
 	moved     bool       // the current wait moved to a fresh goroutine
@@ -441,21 +441,23 @@ func (fc *fastConn) request() (*http.Request, error) {
 	clear(rq.header)
 	if rq.header == nil {
 		rq.header = make(http.Header, len(h.Fields))
+		// An http.Request's context can be set only by copying the
+		// request: blank is a request with nothing but the context, for
+		// req to be reset from.
+		rq.blank = new(http.Request).WithContext(&rq.ctx)
+		rq.req = new(http.Request)
 	}
 	rq.header, rq.values = hs.HeaderInto(rq.header, rq.values, h.Fields)
-	req := &rq.req
-	*req = http.Request{
-		Method:     method(h.Method),
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: h.Minor,
-		Header:     rq.header,
-		Host:       u.Host,
-		RequestURI: target,
-		Close:      h.Close,
-		RemoteAddr: fc.remote,
-	}
+	req := rq.req
+	*req = *rq.blank
+	req.Method = method(h.Method)
+	req.URL = u
+	req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.1", 1, h.Minor
+	req.Header = rq.header
+	req.Host = u.Host
+	req.RequestURI = target
+	req.Close = h.Close
+	req.RemoteAddr = fc.remote
 	if h.Minor == 0 {
 		req.Proto = "HTTP/1.0"
 	}
@@ -537,10 +539,7 @@ func method(b []byte) string {
 // reports whether the connection may serve another request.
 func (fc *fastConn) serveRequest(req *http.Request) bool {
 	fc.served++
-	ctx, cancel := context.WithCancel(fc.ctx)
-	fc.cancel = cancel
-	defer cancel()
-	req = req.WithContext(ctx)
+	fc.rq.ctx.Start(fc.ctx) // req's context; forgetRequest ends it
 	if fc.bw == nil {
 		fc.bw = fastWriters.Get().(*bufio.Writer)
 		fc.bw.Reset(fc.c)
@@ -580,7 +579,10 @@ func (fc *fastConn) serveRequest(req *http.Request) bool {
 }
 
 func (fc *fastConn) forgetRequest() {
-	fc.cancel = nil
+	fc.rq.ctx.End()
+	if !fc.rq.ctx.Reusable() {
+		fc.rq.tainted = true // something may keep the context
+	}
 	if fc.rq.tainted {
 		fc.rq = nil // a late reader may still use its body: leave it be
 		return
@@ -592,9 +594,11 @@ func (fc *fastConn) forgetRequest() {
 // fastReq is the state of one request on the fast path, pooled so that an
 // idle connection holds none.
 type fastReq struct {
-	head    h1.Request // aliasing the connection's reader's buffer
-	headBuf []byte     // the bytes of head
-	req     http.Request
+	head    h1.Request    // aliasing the connection's reader's buffer
+	headBuf []byte        // the bytes of head
+	ctx     cancelctx.Ctx // req's context
+	req     *http.Request
+	blank   *http.Request // a request with nothing set but ctx
 	url     url.URL
 	header  http.Header // req's, emptied for each request
 	values  []string    // the backing array of header's values
@@ -632,15 +636,15 @@ func (fc *fastConn) startWatch() {
 		return
 	}
 	fc.watching = true
-	go fc.watch(fc.cancel)
+	go fc.watch()
 }
 
 // watch reads one byte from the caller: the start of its next request, or
 // the hang-up that cancels the current one.
-func (fc *fastConn) watch(cancel func()) {
+func (fc *fastConn) watch() {
 	n, err := fc.c.Read(fc.wbyte[:])
 	if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		cancel()
+		fc.rq.ctx.Cancel(nil)
 	}
 	if n == 1 {
 		err = nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard-proxy/switchboard/hangup"
 	"github.com/switchboard-proxy/switchboard/internal/attempt"
+	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 	"github.com/switchboard-proxy/switchboard/internal/metrics"
 	"github.com/switchboard-proxy/switchboard/internal/queue"
 	"github.com/switchboard-proxy/switchboard/internal/upstream"
@@ -98,10 +99,9 @@ type exchange struct {
 	start     time.Time
 	callerCtx context.Context // the caller's request context: the abort signal
 
-	ctx         context.Context         // the exchange's context: the caller's, bounded by the total timeout
-	cancel      context.CancelCauseFunc // cancels ctx with a cause: a timeout, or the caller leaving
-	stopTotal   context.CancelFunc      // releases the total timeout, nil if none
-	stopClosing func() bool             // unhooks ctx from the server closing; nil if not hooked
+	ctx         *cancelctx.Ctx // the exchange's context: the caller's, bounded by the total timeout; &ctxMem once prepared
+	ctxMem      cancelctx.Ctx
+	stopClosing func() bool // unhooks ctx from the server closing; nil if not hooked
 	body        *callerBody
 	replay      *replayBody  // keeps the body for another attempt; nil when the route never retries
 	loop        attempt.Loop // the retry state, when the route retries
@@ -130,6 +130,10 @@ type exchange struct {
 	queueErr    error  // the store's error, with noFallback store_failed
 }
 
+// cancel cancels the exchange's context with cause: a timeout, or the
+// caller leaving.
+func (ex *exchange) cancel(cause error) { ex.ctx.Cancel(cause) }
+
 // relay sends the upstream's response to the caller as it arrives.
 func (ex *exchange) relay(res *http.Response) {
 	ex.try.setPhase(hangup.StreamResponse)
@@ -139,7 +143,7 @@ func (ex *exchange) relay(res *http.Response) {
 	ex.status = res.StatusCode
 	if ex.callerGone() {
 		if !ex.route.ignoreAbort {
-			ex.fail(context.Cause(ex.callerCtx))
+			ex.fail(cancelctx.Cause(ex.callerCtx))
 			return
 		}
 		ex.ignoreCaller(hangup.AwaitHeaders)
@@ -389,15 +393,15 @@ func (ex *exchange) classify(err error) attempt.Failure {
 			f.Kind = ex.callerKind(f.Err)
 		}
 	case ex.callerGone() && !ex.route.ignoreAbort || errors.Is(err, errCallerGone):
-		f.Side, f.Err = hangup.Caller, context.Cause(ex.callerCtx)
+		f.Side, f.Err = hangup.Caller, cancelctx.Cause(ex.callerCtx)
 		f.Kind = ex.callerKind(nil)
 	case errors.As(err, new(callerWriteError)):
 		f.Side = hangup.Caller
 		f.Kind = ex.callerKind(err)
-	case ex.ctx.Err() != nil && isTimeout(context.Cause(ex.ctx)):
-		f.Side, f.Kind, f.Err = hangup.Upstream, hangup.Timeout, context.Cause(ex.ctx)
-	case ex.try != nil && ex.try.ctx.Err() != nil && isTimeout(context.Cause(ex.try.ctx)):
-		f.Side, f.Kind, f.Err = hangup.Upstream, hangup.Timeout, context.Cause(ex.try.ctx)
+	case ex.ctx.Err() != nil && isTimeout(ex.ctx.Cause()):
+		f.Side, f.Kind, f.Err = hangup.Upstream, hangup.Timeout, ex.ctx.Cause()
+	case ex.try != nil && ex.try.ctx.Err() != nil && isTimeout(ex.try.ctx.Cause()):
+		f.Side, f.Kind, f.Err = hangup.Upstream, hangup.Timeout, ex.try.ctx.Cause()
 	default:
 		f.Side, f.Kind = hangup.Upstream, hangup.Classify(err)
 		if errors.As(err, &de) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard-proxy/switchboard/hangup"
 	"github.com/switchboard-proxy/switchboard/internal/attempt"
 	"github.com/switchboard-proxy/switchboard/internal/config"
 	"github.com/switchboard-proxy/switchboard/internal/metrics"
@@ -25,6 +26,7 @@ type route struct {
 	respHeader  time.Duration
 	idleBody    time.Duration
 	total       time.Duration
+	totalErr    error // the cause a total timeout cancels with, made once
 	ignoreAbort bool
 	maxBody     int64
 	retry       *attempt.Policy // nil: the route never retries
@@ -81,6 +83,7 @@ func newTable(cfg *config.Config, prev *table) (*table, error) {
 			respHeader:  rc.Timeouts.ResponseHeader.D(),
 			idleBody:    rc.Timeouts.IdleBody.D(),
 			total:       rc.Timeouts.Total.D(),
+			totalErr:    &hangup.TimeoutError{After: rc.Timeouts.Total.D()},
 			ignoreAbort: rc.IgnoreClientAbort,
 			maxBody:     int64(rc.MaxRequestBody),
 			h2Pool:      pc != nil && (pc.Protocol == "h2" || pc.Protocol == "h2c"),

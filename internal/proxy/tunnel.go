@@ -32,7 +32,7 @@ func (ex *exchange) serveUpgrade(t *table) {
 	if tr == nil {
 		return
 	}
-	out := tr.request(ex, t)
+	out := tr.request(ex, t, true)
 	out.Header.Set("Connection", "Upgrade")
 	out.Header.Set("Upgrade", want)
 	res := ex.roundTrip(out)

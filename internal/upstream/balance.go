@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 	"github.com/switchboard-proxy/switchboard/internal/config"
 )
 
@@ -104,10 +105,10 @@ func (l *Lease) Release(r Result) {
 // ([ErrQueueTimeout]); if max_queue attempts already wait it fails at once
 // with [ErrQueueFull]. With no available endpoint at all it fails at once
 // with [ErrNoEndpoint]. If ctx ends first, Acquire returns
-// context.Cause(ctx) at once and leaves the queue.
+// cancelctx.Cause(ctx) at once and leaves the queue.
 func (p *Pool) Acquire(ctx context.Context, avoid []*Endpoint) (*Lease, error) {
 	if ctx.Err() != nil {
-		return nil, context.Cause(ctx)
+		return nil, cancelctx.Cause(ctx)
 	}
 	p.mu.Lock()
 	now := p.now()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchboard-proxy/switchboard/hangup"
+	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 )
 
 // DialControl carries one request's wishes to the pool's dialer. net/http
@@ -61,7 +62,7 @@ func (d *dialer) dialContext(ctx context.Context) (context.Context, func()) {
 	if dc.Abort != nil {
 		// The caller went away while we were still connecting: nobody
 		// wants this connection, so do not finish making it.
-		stopAbort = context.AfterFunc(dc.Abort, func() { cancel(context.Cause(dc.Abort)) })
+		stopAbort = context.AfterFunc(dc.Abort, func() { cancel(cancelctx.Cause(dc.Abort)) })
 	}
 	return ctx, func() { stopAbort(); cancel(nil); cancelTimeout() }
 }
@@ -89,7 +90,7 @@ func dialDone(ctx context.Context) {
 func (d *dialer) dialTCP(ctx context.Context, network, addr string) (*Conn, error) {
 	c, err := d.net.DialContext(ctx, network, addr)
 	if err != nil {
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		if cause := cancelctx.Cause(ctx); cause != nil && ctx.Err() != nil {
 			err = cause
 		}
 		return nil, &hangup.DialError{Addr: addr, Err: err}
@@ -118,7 +119,7 @@ func (d *dialer) DialTLSContext(ctx context.Context, network, addr string) (net.
 	tc := tls.Client(c, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
-		if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
+		if cause := cancelctx.Cause(ctx); cause != nil && ctx.Err() != nil {
 			err = cause
 		}
 		return nil, &hangup.DialError{Addr: addr, Err: err}

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 )
 
 // h1Conn is one connection of an h1Transport. It is owned by the goroutine
@@ -121,7 +123,7 @@ func (pc *h1Conn) send(ctx context.Context, r *h1Request, trace *httptrace.Clien
 		stop()
 		pc.close()
 		if ctx.Err() != nil {
-			err = &canceledError{cause: context.Cause(ctx), err: err}
+			err = &canceledError{cause: cancelctx.Cause(ctx), err: err}
 		}
 		return nil, &failure{err: err, written: pc.raw.Written() != start, awaiting: awaiting, gotByte: pc.nread > 0}
 	}
@@ -325,7 +327,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		return n, io.EOF
 	}
 	if b.ctx.Err() != nil {
-		err = &canceledError{cause: context.Cause(b.ctx), err: err}
+		err = &canceledError{cause: cancelctx.Cause(b.ctx), err: err}
 	}
 	b.err = err
 	if b.state.CompareAndSwap(bodyReading, bodyDone) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 )
 
 // h1Transport is the HTTP/1.1 transport of an http1 pool. Unlike net/http's
@@ -78,7 +80,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	if ctx.Err() != nil {
 		closeRequestBody(req)
-		return nil, context.Cause(ctx)
+		return nil, cancelctx.Cause(ctx)
 	}
 	r, err := newH1Request(req)
 	if err != nil {
@@ -86,7 +88,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	defer r.release()
-	trace := httptrace.ContextClientTrace(ctx)
+	trace := traceFrom(ctx)
 	for replays := 0; ; replays++ {
 		pc, reused, idleFor, err := t.getConn(ctx, key)
 		if err != nil {

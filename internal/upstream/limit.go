@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 )
 
 // waiter is an Acquire waiting in the pool's queue for an endpoint slot.
@@ -70,14 +72,14 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (*Lease, error) {
 			// Granted just as the caller left: the slot is not
 			// ours to keep.
 			g.lease.Release(ResultIgnore)
-			return nil, context.Cause(ctx)
+			return nil, cancelctx.Cause(ctx)
 		}
 		return g.lease, g.err
 	case <-ctx.Done():
 		if g, ok := p.leave(w); ok {
 			g.lease.Release(ResultIgnore)
 		}
-		return nil, context.Cause(ctx)
+		return nil, cancelctx.Cause(ctx)
 	case <-timer.C:
 		if g, ok := p.leave(w); ok {
 			return g.lease, g.err // granted as the time ran out: take it

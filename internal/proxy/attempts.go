@@ -94,6 +94,7 @@ func (ex *exchange) send(tr *try, t *table) (*http.Response, error) {
 	}
 	results := make(chan sent, 2)
 	run := func(tr *try) {
+		tr.foreign = true // a goroutine of its own sends it
 		out := tr.request(ex, t, false)
 		go func() {
 			res, err := ex.route.pool.RoundTripper.RoundTrip(out)
@@ -281,8 +282,31 @@ var errServerClosed = errors.New("switchboard is shutting down")
 // own goroutines (net/http's, for HTTP/2) or on the one sending (the
 // pool's HTTP/1.1 transport, or a hedge's); each attempt has its own, so a
 // late hook of an abandoned attempt cannot touch the next one.
+//
+// A try is reused for a later exchange's attempt only when nothing can
+// still call into it (see recycle); tryState is what each attempt starts
+// afresh, the rest is made once and re-armed.
 type try struct {
-	ctx      cancelctx.Ctx
+	tryState
+	ctx cancelctx.Ctx
+
+	mu     sync.Mutex  // guards the timers and the tryState fields marked so
+	header *time.Timer // response-header timeout; made once
+	perTry *time.Timer // per-try timeout; made once
+
+	// The request to the upstream is built in these.
+	out    *http.Request
+	blank  *http.Request // a request with nothing but ctx set, to reset out from
+	outURL url.URL
+	outHdr http.Header
+	fwd    [3]string // X-Forwarded-* values
+	trace  httptrace.ClientTrace
+
+	wroteHeadersFn func() // tr.wroteHeaders, made once
+}
+
+// tryState is an attempt's own state, zero when it starts.
+type tryState struct {
 	dial     upstream.DialControl
 	endpoint *upstream.Endpoint
 	lease    *upstream.Lease
@@ -305,15 +329,24 @@ type try struct {
 	wrote       chan struct{}
 	wroteClosed atomic.Bool
 
-	// The request to the upstream is built in these.
-	outURL url.URL
-	fwd    [3]string // X-Forwarded-* values
-	trace  httptrace.ClientTrace
+	// Under mu: when each timer is due (zero: not armed), and whether the
+	// response header came (the timers are off for good).
+	headerDue, perTryDue time.Time
+	timersOff            bool
+	foreign              bool // net/http's transport or a hedge's goroutine had it: never reuse
+}
 
-	mu        sync.Mutex  // guards the timers and done
-	header    *time.Timer // response-header timeout
-	perTry    *time.Timer // per-try timeout
-	timersOff bool
+var tries = sync.Pool{New: func() any { return new(try) }}
+
+// recycle gives tr back for reuse if nothing can call into it any more: it
+// was sent by the pool's own HTTP/1.1 transport on the exchange's
+// goroutine, and its context was handed to nothing that may keep it.
+func (tr *try) recycle() {
+	if tr.foreign || tr.h2.Load() || tr.route.h2Pool || !tr.ctx.Reusable() {
+		return
+	}
+	tr.tryState = tryState{}
+	tries.Put(tr)
 }
 
 // cancel cancels the attempt's context with cause.
@@ -349,20 +382,54 @@ func (ex *exchange) newTry() *try {
 // startTry starts an attempt on lease's endpoint and arms its per-try
 // timeout.
 func (ex *exchange) startTry(lease *upstream.Lease) *try {
-	tr := &try{start: time.Now(), route: ex.route, lease: lease, endpoint: lease.Endpoint}
+	tr := tries.Get().(*try)
+	tr.start, tr.route, tr.lease, tr.endpoint = time.Now(), ex.route, lease, lease.Endpoint
 	tr.ctx.Start(ex.ctx)
 	tr.dial = upstream.DialControl{Abort: &tr.ctx, Timeout: ex.route.connect}
 	upstream.SetDialControl(&tr.ctx, &tr.dial)
 	tr.setPhase(hangup.Connect)
 	if d := ex.route.perTry; d > 0 {
-		tr.perTry = time.AfterFunc(d, func() {
-			if tr.timersStopped() {
-				return // the response header came in time
-			}
-			tr.cancel(&hangup.TimeoutError{Phase: tr.getPhase(), After: d})
-		})
+		tr.mu.Lock()
+		tr.perTryDue = time.Now().Add(d)
+		tr.perTry = armTimer(tr.perTry, d, tr.perTryFired)
+		tr.mu.Unlock()
 	}
 	return tr
+}
+
+// armTimer arms t to run f after d, making it if it is nil.
+func armTimer(t *time.Timer, d time.Duration, f func()) *time.Timer {
+	if t == nil {
+		return time.AfterFunc(d, f)
+	}
+	t.Reset(d)
+	return t
+}
+
+// perTryFired ends the attempt when the per-try timeout passes before the
+// response header came. A stale firing (Stop cannot stop a callback that
+// already started, and the timer is re-armed for later attempts) finds the
+// timer not due and does nothing.
+func (tr *try) perTryFired() {
+	tr.mu.Lock()
+	due := !tr.timersOff && !tr.perTryDue.IsZero() && !time.Now().Before(tr.perTryDue)
+	route := tr.route
+	tr.mu.Unlock()
+	if due {
+		tr.cancel(&hangup.TimeoutError{Phase: tr.getPhase(), After: route.perTry})
+	}
+}
+
+// headerFired ends the attempt when the response-header timeout passes;
+// see perTryFired.
+func (tr *try) headerFired() {
+	tr.mu.Lock()
+	due := !tr.timersOff && !tr.headerDue.IsZero() && !time.Now().Before(tr.headerDue)
+	route := tr.route
+	tr.mu.Unlock()
+	if due {
+		tr.cancel(&hangup.TimeoutError{Phase: hangup.AwaitHeaders, After: route.respHeader})
+	}
 }
 
 // stop ends the attempt's timers and context, and gives its endpoint back
@@ -414,6 +481,15 @@ func statusResult(status int) upstream.Result {
 // the pool's RoundTripper, or, for an Upgrade, its net/http Transport.
 func (tr *try) request(ex *exchange, t *table, upgrade bool) *http.Request {
 	r := ex.r
+	if tr.blank == nil {
+		tr.blank = new(http.Request).WithContext(&tr.ctx)
+		tr.out = new(http.Request)
+		tr.trace = httptrace.ClientTrace{
+			GotConn:      tr.gotConn,
+			WroteRequest: tr.wroteRequest,
+			PutIdleConn:  tr.putIdleConn,
+		}
+	}
 	tr.outURL = url.URL{
 		Scheme:   tr.endpoint.Scheme,
 		Host:     tr.endpoint.Host,
@@ -421,24 +497,26 @@ func (tr *try) request(ex *exchange, t *table, upgrade bool) *http.Request {
 		RawPath:  r.URL.RawPath,
 		RawQuery: r.URL.RawQuery,
 	}
-	out := &http.Request{
-		Method:        r.Method,
-		URL:           &tr.outURL,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        make(http.Header, len(r.Header)+3),
-		ContentLength: r.ContentLength,
-		Host:          r.Host,
+	if tr.outHdr == nil {
+		tr.outHdr = make(http.Header, len(r.Header)+3)
 	}
+	clear(tr.outHdr)
+	out := tr.out
+	*out = *tr.blank
+	out.Method = r.Method
+	out.URL = &tr.outURL
+	out.Proto, out.ProtoMajor, out.ProtoMinor = "HTTP/1.1", 1, 1
+	out.Header = tr.outHdr
+	out.ContentLength = r.ContentLength
+	out.Host = r.Host
 	copyHeader(out.Header, r.Header)
 	if _, ok := r.Header["User-Agent"]; !ok {
 		// Without this net/http would send its own "Go-http-client".
-		out.Header["User-Agent"] = []string{""}
+		out.Header["User-Agent"] = noUserAgent
 	}
 	delete(out.Header, "Expect") // our server already answered 100-continue
 	if h1.HasToken(r.Header["Te"], "trailers") {
-		out.Header.Set("Te", "trailers")
+		out.Header["Te"] = teTrailers
 	}
 	forwarded(out.Header, r, t.trusted, tr.fwd[:])
 	switch {
@@ -450,20 +528,35 @@ func (tr *try) request(ex *exchange, t *table, upgrade bool) *http.Request {
 	if len(r.Trailer) > 0 {
 		out.Trailer = r.Trailer
 	}
-	tr.trace = httptrace.ClientTrace{
-		GotConn:      tr.gotConn,
-		WroteRequest: tr.wroteRequest,
-		PutIdleConn:  tr.putIdleConn,
-	}
+	// Without a body the headers are the whole request: the upstream may
+	// act on it before WroteRequest runs.
+	tr.trace.WroteHeaders = nil
 	if out.Body == nil {
-		// Without a body the headers are the whole request: the
-		// upstream may act on it before WroteRequest runs.
-		tr.trace.WroteHeaders = tr.wroteHeaders
+		tr.trace.WroteHeaders = tr.wroteHeadersFunc()
 	}
 	if upgrade {
+		tr.foreign = true // net/http's transport may keep what it was given
 		return out.WithContext(httptrace.WithClientTrace(&tr.ctx, &tr.trace))
 	}
-	return out.WithContext(ex.route.pool.TraceContext(&tr.ctx, &tr.trace))
+	if tc := ex.route.pool.TraceContext(&tr.ctx, &tr.trace); tc != context.Context(&tr.ctx) {
+		tr.foreign = true
+		return out.WithContext(tc)
+	}
+	return out
+}
+
+// Header values the request builder sets; nobody changes them in place.
+var (
+	noUserAgent = []string{""}
+	teTrailers  = []string{"trailers"}
+)
+
+// wroteHeadersFunc returns tr.wroteHeaders as a func value, made once.
+func (tr *try) wroteHeadersFunc() func() {
+	if tr.wroteHeadersFn == nil {
+		tr.wroteHeadersFn = tr.wroteHeaders
+	}
+	return tr.wroteHeadersFn
 }
 
 // gotConn runs on a transport goroutine when a connection is assigned.
@@ -525,12 +618,8 @@ func (tr *try) wroteRequest(info httptrace.WroteRequestInfo) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if !tr.timersOff {
-		tr.header = time.AfterFunc(d, func() {
-			if tr.timersStopped() {
-				return
-			}
-			tr.cancel(&hangup.TimeoutError{Phase: hangup.AwaitHeaders, After: d})
-		})
+		tr.headerDue = time.Now().Add(d)
+		tr.header = armTimer(tr.header, d, tr.headerFired)
 	}
 }
 
@@ -547,6 +636,7 @@ func (tr *try) headersIn() {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	tr.timersOff = true
+	tr.headerDue, tr.perTryDue = time.Time{}, time.Time{}
 	if tr.header != nil {
 		tr.header.Stop()
 	}

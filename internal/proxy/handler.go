@@ -53,6 +53,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.active.Add(1)
 	defer h.active.Done()
 	ex := exchange{h: h, w: w, r: r, start: time.Now(), callerCtx: r.Context()}
+	defer ex.recycle()
 	defer ex.finish()
 	t := h.table.Load()
 	if p := cleanPath(r.URL.Path); p != r.URL.Path {
@@ -128,6 +129,15 @@ type exchange struct {
 	fallback    bool   // a fallback route's request (not an Upgrade): store it if the upstream fails
 	noFallback  string // why a fallback request could not be stored
 	queueErr    error  // the store's error, with noFallback store_failed
+}
+
+// recycle gives the exchange's attempt back for reuse, when it was the
+// only one.
+func (ex *exchange) recycle() {
+	if ex.try != nil && len(ex.tries) == 0 {
+		ex.try.recycle()
+		ex.try = nil
+	}
 }
 
 // cancel cancels the exchange's context with cause: a timeout, or the

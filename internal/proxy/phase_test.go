@@ -14,7 +14,7 @@ import (
 // instead of stream_response and http_response_incomplete.
 func TestLateWriteReportKeepsPhase(t *testing.T) {
 	for _, p := range []hangup.Phase{hangup.StreamResponse, hangup.Tunnel} {
-		tr := &try{route: &route{}, wrote: make(chan struct{})}
+		tr := &try{tryState: tryState{route: &route{}, wrote: make(chan struct{})}}
 		tr.setPhase(p)
 		tr.wroteHeaders()
 		tr.wroteRequest(httptrace.WroteRequestInfo{})
@@ -22,7 +22,7 @@ func TestLateWriteReportKeepsPhase(t *testing.T) {
 			t.Errorf("phase %v after late write reports, want %v", got, p)
 		}
 	}
-	tr := &try{route: &route{}, wrote: make(chan struct{})}
+	tr := &try{tryState: tryState{route: &route{}, wrote: make(chan struct{})}}
 	tr.h2.Store(true) // only an HTTP/2 attempt has wrote
 	tr.setPhase(hangup.SendRequest)
 	tr.wroteRequest(httptrace.WroteRequestInfo{})

@@ -27,6 +27,10 @@ type h1Conn struct {
 	conn   net.Conn  // what exchanges read and write: raw, or a *tls.Conn over it
 	raw    *Conn     // the TCP connection; closing it aborts an exchange at once
 	abort  func()    // closes raw; made once, for context.AfterFunc
+	// The watch of a cancelctx.Ctx in progress, and unwatch, made once.
+	watchCtx *cancelctx.Ctx
+	watchID  uint64
+	unwatch  func() bool
 	idleAt time.Time // when it last went idle; guarded by t.mu while idle
 
 	// For alive, made on its first use.
@@ -45,6 +49,7 @@ type h1Conn struct {
 func newH1Conn(t *h1Transport, key connKey, c net.Conn) *h1Conn {
 	pc := &h1Conn{t: t, key: key, conn: c, raw: Unwrap(c)}
 	pc.abort = func() { pc.raw.Close() }
+	pc.unwatch = pc.stopWatch
 	return pc
 }
 
@@ -85,15 +90,36 @@ func (pc *h1Conn) close() { pc.raw.Close() }
 
 // watch closes the connection as soon as ctx is done, wherever the exchange
 // is (rule R1: the upstream sees the connection end at once). The returned
-// stop reports false if ctx was done first: the connection is closing.
+// stop reports false if ctx was done first: the connection is closing. On
+// a cancelctx.Ctx (switchboard's own requests) the close runs on the
+// goroutine that cancels, and nothing is allocated.
 func (pc *h1Conn) watch(ctx context.Context) func() bool {
+	if c, ok := ctx.(*cancelctx.Ctx); ok {
+		id, ok := c.OnCancel(pc.abort)
+		if !ok {
+			return neverStopped // cancelled already: abort ran
+		}
+		pc.watchCtx, pc.watchID = c, id
+		return pc.unwatch
+	}
 	if ctx.Done() == nil {
 		return alwaysStopped
 	}
 	return context.AfterFunc(ctx, pc.abort)
 }
 
+// stopWatch is the stop of a cancelctx.Ctx's watch.
+func (pc *h1Conn) stopWatch() bool {
+	c := pc.watchCtx
+	if c == nil {
+		return false // stopped already
+	}
+	pc.watchCtx = nil
+	return c.StopOnCancel(pc.watchID)
+}
+
 func alwaysStopped() bool { return true }
+func neverStopped() bool  { return false }
 
 // failure is a failed exchange with the facts that decide whether it may be
 // replayed on another connection.

@@ -61,11 +61,7 @@ func (ex *exchange) serve(t *table) {
 			if !v.Retry {
 				ex.refused(v.Reason)
 				ex.res = res
-				defer res.Body.Close()
-				if ex.queuesStatus(res.StatusCode) && ex.fallBackStatus(res) {
-					return
-				}
-				ex.relay(res)
+				ex.answer(res)
 				return
 			}
 			ex.logTry(res.StatusCode, nil, v.Reason)
@@ -78,6 +74,16 @@ func (ex *exchange) serve(t *table) {
 			return
 		}
 	}
+}
+
+// answer relays res, the final response, or stores the request when its
+// status says so, and closes res's body.
+func (ex *exchange) answer(res *http.Response) {
+	defer res.Body.Close()
+	if ex.queuesStatus(res.StatusCode) && ex.fallBackStatus(res) {
+		return
+	}
+	ex.relay(res)
 }
 
 // send makes the attempt tr through the pool's RoundTripper (its own
@@ -293,6 +299,7 @@ type try struct {
 	mu     sync.Mutex  // guards the timers and the tryState fields marked so
 	header *time.Timer // response-header timeout; made once
 	perTry *time.Timer // per-try timeout; made once
+	idle   *time.Timer // idle-body timeout; made once
 
 	// The request to the upstream is built in these.
 	out    *http.Request
@@ -331,7 +338,7 @@ type tryState struct {
 
 	// Under mu: when each timer is due (zero: not armed), and whether the
 	// response header came (the timers are off for good).
-	headerDue, perTryDue time.Time
+	headerDue, perTryDue, idleDue time.Time
 	timersOff            bool
 	foreign              bool // net/http's transport or a hedge's goroutine had it: never reuse
 }
@@ -391,19 +398,14 @@ func (ex *exchange) startTry(lease *upstream.Lease) *try {
 	if d := ex.route.perTry; d > 0 {
 		tr.mu.Lock()
 		tr.perTryDue = time.Now().Add(d)
-		tr.perTry = armTimer(tr.perTry, d, tr.perTryFired)
+		if tr.perTry == nil {
+			tr.perTry = time.AfterFunc(d, tr.perTryFired)
+		} else {
+			tr.perTry.Reset(d)
+		}
 		tr.mu.Unlock()
 	}
 	return tr
-}
-
-// armTimer arms t to run f after d, making it if it is nil.
-func armTimer(t *time.Timer, d time.Duration, f func()) *time.Timer {
-	if t == nil {
-		return time.AfterFunc(d, f)
-	}
-	t.Reset(d)
-	return t
 }
 
 // perTryFired ends the attempt when the per-try timeout passes before the
@@ -417,6 +419,41 @@ func (tr *try) perTryFired() {
 	tr.mu.Unlock()
 	if due {
 		tr.cancel(&hangup.TimeoutError{Phase: tr.getPhase(), After: route.perTry})
+	}
+}
+
+// armIdle (re)arms the idle-body timeout: the response body must go on
+// within d.
+func (tr *try) armIdle(d time.Duration) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.idleDue = time.Now().Add(d)
+	if tr.idle == nil {
+		tr.idle = time.AfterFunc(d, tr.idleFired)
+	} else {
+		tr.idle.Reset(d)
+	}
+}
+
+// stopIdle stops the idle-body timeout.
+func (tr *try) stopIdle() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.idleDue = time.Time{}
+	if tr.idle != nil {
+		tr.idle.Stop()
+	}
+}
+
+// idleFired ends the attempt when its response body stalled for the
+// idle-body timeout; see perTryFired.
+func (tr *try) idleFired() {
+	tr.mu.Lock()
+	due := !tr.idleDue.IsZero() && !time.Now().Before(tr.idleDue)
+	route := tr.route
+	tr.mu.Unlock()
+	if due {
+		tr.cancel(&hangup.TimeoutError{Phase: hangup.StreamResponse, After: route.idleBody})
 	}
 }
 
@@ -619,7 +656,11 @@ func (tr *try) wroteRequest(info httptrace.WroteRequestInfo) {
 	defer tr.mu.Unlock()
 	if !tr.timersOff {
 		tr.headerDue = time.Now().Add(d)
-		tr.header = armTimer(tr.header, d, tr.headerFired)
+		if tr.header == nil {
+			tr.header = time.AfterFunc(d, tr.headerFired)
+		} else {
+			tr.header.Reset(d)
+		}
 	}
 }
 

@@ -142,11 +142,12 @@ var (
 // by its serve goroutine, except state (closeIdle) and the watcher's
 // result channel.
 type fastConn struct {
-	fs     *fastServer
-	c      *callerConn
-	ctx    context.Context // the connection's: carries callerConn and the connSet entry
-	remote string
-	state  atomic.Int32
+	fs      *fastServer
+	c       *callerConn
+	ctx     context.Context // the connection's: carries callerConn and the connSet entry
+	remote  string
+	watchFn func() // fc.watch
+	state   atomic.Int32
 
 	br    *bufio.Reader // while serving
 	bw    *bufio.Writer // while serving
@@ -636,7 +637,10 @@ func (fc *fastConn) startWatch() {
 		return
 	}
 	fc.watching = true
-	go fc.watch()
+	if fc.watchFn == nil {
+		fc.watchFn = fc.watch // once per connection: a method value allocates
+	}
+	go fc.watchFn()
 }
 
 // watch reads one byte from the caller: the start of its next request, or

@@ -204,17 +204,17 @@ func (ex *exchange) copyBody(res *http.Response) error {
 	if flush {
 		rc = http.NewResponseController(ex.w)
 	}
-	var idle *time.Timer
-	if d := ex.route.idleBody; d > 0 {
-		idle = time.AfterFunc(d, func() {
-			ex.cancel(&hangup.TimeoutError{Phase: hangup.StreamResponse, After: d})
-		})
-		defer idle.Stop()
+	// The timeout ends the attempt, whose context the response body
+	// reads under; classify finds its cause there.
+	idle := ex.route.idleBody
+	if idle > 0 {
+		ex.try.armIdle(idle)
+		defer ex.try.stopIdle()
 	}
 	for {
 		n, rerr := res.Body.Read(buf)
-		if idle != nil {
-			idle.Reset(ex.route.idleBody)
+		if idle > 0 {
+			ex.try.armIdle(idle)
 		}
 		if n > 0 {
 			if werr := ex.write(buf[:n]); werr != nil {

@@ -56,7 +56,7 @@ type Ctx struct {
 	nextHook uint64
 	foreign  bool // Done was asked for, or the context package derived from c
 	ended    bool
-	kv       [2]keyVal
+	kv       [3]keyVal
 
 	// Room for the usual one child and one hook, so that a Ctx that is
 	// never reused allocates nothing either.
@@ -84,7 +84,7 @@ func (c *Ctx) Start(parent context.Context) {
 	}
 	c.err, c.cause, c.deadline, c.tcause = nil, nil, time.Time{}, nil
 	c.foreign, c.ended = false, false
-	c.kv = [2]keyVal{}
+	c.kv = [3]keyVal{}
 	c.up, c.parent, c.values, c.stopUp = nil, nil, nil, nil
 	c.mu.Unlock()
 	switch p := parent.(type) {
@@ -128,7 +128,7 @@ func (c *Ctx) cancelFromParent() {
 }
 
 // SetValue makes c answer val for key (until its next Start). A Ctx holds
-// two values.
+// three values.
 func (c *Ctx) SetValue(key, val any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -138,7 +138,7 @@ func (c *Ctx) SetValue(key, val any) {
 			return
 		}
 	}
-	panic("cancelctx: more than two values")
+	panic("cancelctx: more than three values")
 }
 
 // SetTimeout cancels c with cause and context.DeadlineExceeded after d,

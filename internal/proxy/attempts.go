@@ -308,6 +308,7 @@ type try struct {
 	outHdr http.Header
 	fwd    [3]string // X-Forwarded-* values
 	trace  httptrace.ClientTrace
+	resMem upstream.ResponseMem // the response, when the pool's own transport reads it
 
 	wroteHeadersFn func() // tr.wroteHeaders, made once
 }
@@ -575,7 +576,7 @@ func (tr *try) request(ex *exchange, t *table, upgrade bool) *http.Request {
 		tr.foreign = true // net/http's transport may keep what it was given
 		return out.WithContext(httptrace.WithClientTrace(&tr.ctx, &tr.trace))
 	}
-	if tc := ex.route.pool.TraceContext(&tr.ctx, &tr.trace); tc != context.Context(&tr.ctx) {
+	if tc := ex.route.pool.RequestContext(&tr.ctx, &tr.trace, &tr.resMem); tc != context.Context(&tr.ctx) {
 		tr.foreign = true
 		return out.WithContext(tc)
 	}

@@ -25,14 +25,13 @@ func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, erro
 	for {
 		buf, _ := br.Peek(br.Buffered())
 		n, err := h1.ParseResponse(buf, hr, br.Size())
-		var he *h1.Error
 		switch {
 		case err == nil:
-			res := newResponse(buf[:n], hr, req)
+			res := newResponse(buf[:n], hr, req, responseMemFrom(req.Context()))
 			br.Discard(n)
 			frameBody(res, hr, br)
 			return res, nil
-		case errors.As(err, &he) && he.Status == http.StatusRequestHeaderFieldsTooLarge && len(buf) >= br.Size():
+		case tooLong(err) && len(buf) >= br.Size():
 			return http.ReadResponse(br, req)
 		case err != h1.ErrIncomplete:
 			return nil, err
@@ -43,20 +42,38 @@ func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, erro
 	}
 }
 
+// tooLong reports whether err says a head does not fit.
+func tooLong(err error) bool {
+	var he *h1.Error
+	return errors.As(err, &he) && he.Status == http.StatusRequestHeaderFieldsTooLarge
+}
+
 var respHeads = sync.Pool{New: func() any { return new(h1.Response) }}
 
 // newResponse builds the response of the head hr, as net/http's
 // ReadResponse would: Transfer-Encoding and Trailer move out of the
-// header into their own fields.
-func newResponse(head []byte, hr *h1.Response, req *http.Request) *http.Response {
+// header into their own fields. It builds it in m when m is not nil.
+func newResponse(head []byte, hr *h1.Response, req *http.Request, m *ResponseMem) *http.Response {
 	s := h1.NewStrings(head)
-	res := &http.Response{
+	var res *http.Response
+	var hdr http.Header
+	if m != nil {
+		if m.header == nil {
+			m.header = make(http.Header, len(hr.Fields))
+		}
+		clear(m.header)
+		m.header, m.values = s.HeaderInto(m.header, m.values, hr.Fields)
+		res, hdr = &m.res, m.header
+	} else {
+		res, hdr = new(http.Response), s.Header(hr.Fields)
+	}
+	*res = http.Response{
 		Status:     status(hr.Status, s.Of(hr.Reason)),
 		StatusCode: hr.Status,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: hr.Minor,
-		Header:     s.Header(hr.Fields),
+		Header:     hdr,
 		Close:      hr.Close,
 		Request:    req,
 	}
@@ -87,7 +104,14 @@ func frameBody(res *http.Response, hr *h1.Response, br *bufio.Reader) {
 		b.cr.Reset(br, 0)
 		res.Body, res.ContentLength, res.TransferEncoding = b, -1, []string{"chunked"}
 	case kind == h1.BodyLength:
-		res.Body, res.ContentLength = &lengthBody{h1.LengthReader{R: br, Left: hr.ContentLength}}, hr.ContentLength
+		var b *lengthBody
+		if m := responseMemFrom(res.Request.Context()); m != nil && res == &m.res {
+			b = &m.length
+		} else {
+			b = new(lengthBody)
+		}
+		b.LengthReader = h1.LengthReader{R: br, Left: hr.ContentLength}
+		res.Body, res.ContentLength = b, hr.ContentLength
 	default:
 		// Delimited by the connection's end, which is then not reused.
 		res.Body, res.ContentLength, res.Close = io.NopCloser(br), -1, true

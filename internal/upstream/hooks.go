@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptrace"
 
 	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
@@ -13,13 +14,16 @@ func SetDialControl(c *cancelctx.Ctx, dc *DialControl) { c.SetValue(dialControlK
 
 type traceKey struct{}
 
-// TraceContext returns the context to send a request of the pool with so
-// that its transport calls trace's hooks: c itself, carrying trace, when
-// the pool's own HTTP/1.1 transport sends it (no allocation), or one
-// made by httptrace for net/http's.
-func (p *Pool) TraceContext(c *cancelctx.Ctx, trace *httptrace.ClientTrace) context.Context {
+// RequestContext returns the context to send a request of the pool with,
+// so that its transport calls trace's hooks: c itself, carrying trace and
+// mem (nil for none), when the pool's own HTTP/1.1 transport sends it (no
+// allocation), or one made by httptrace for net/http's.
+func (p *Pool) RequestContext(c *cancelctx.Ctx, trace *httptrace.ClientTrace, mem *ResponseMem) context.Context {
 	if p.h1 != nil {
 		c.SetValue(traceKey{}, trace)
+		if mem != nil {
+			c.SetValue(responseMemKey{}, mem)
+		}
 		return c
 	}
 	return httptrace.WithClientTrace(c, trace)
@@ -32,4 +36,25 @@ func traceFrom(ctx context.Context) *httptrace.ClientTrace {
 		return t
 	}
 	return httptrace.ContextClientTrace(ctx)
+}
+
+type responseMemKey struct{}
+
+// ResponseMem is room for the response to one request of the pool's own
+// HTTP/1.1 transport: its http.Response, header map and body framing. A
+// caller that sends request after request, one at a time, keeps one and
+// passes it with SetResponseMem, and the transport builds the response in
+// it instead of allocating one. The caller must be done with the last
+// response, body closed, before it sends the next request with the same
+// ResponseMem.
+type ResponseMem struct {
+	res    http.Response
+	header http.Header
+	values []string
+	length lengthBody
+}
+
+func responseMemFrom(ctx context.Context) *ResponseMem {
+	m, _ := ctx.Value(responseMemKey{}).(*ResponseMem)
+	return m
 }

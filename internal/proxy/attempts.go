@@ -98,6 +98,7 @@ func (ex *exchange) send(tr *try, t *table) (*http.Response, error) {
 		tr.headersIn()
 		return res, err
 	}
+	ex.hedged = true // its goroutines hold ex
 	results := make(chan sent, 2)
 	run := func(tr *try) {
 		tr.foreign = true // a goroutine of its own sends it
@@ -245,7 +246,7 @@ func (ex *exchange) prepare() {
 		// even when the caller leaves (ignore_client_abort).
 		parent = context.WithoutCancel(parent)
 	}
-	ex.ctx = &ex.ctxMem
+	ex.ctx = &ex.mem.ctx
 	ex.ctx.Start(parent)
 	var deadline time.Time
 	if d := ex.route.total; d > 0 {

@@ -52,7 +52,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.active.Add(1)
 	defer h.active.Done()
-	ex := exchange{h: h, w: w, r: r, start: time.Now(), callerCtx: r.Context()}
+	m := exchanges.Get().(*exchangeMem)
+	m.ex = exchange{h: h, w: w, r: r, start: time.Now(), callerCtx: r.Context(), mem: m}
+	ex := &m.ex
 	defer ex.recycle()
 	defer ex.finish()
 	t := h.table.Load()
@@ -86,6 +88,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.fallback = ex.route.fallback
+	ex.plain = !ex.route.ignoreAbort // nothing outlives the exchange unless it hedges
 	ex.serve(t)
 }
 
@@ -100,8 +103,10 @@ type exchange struct {
 	start     time.Time
 	callerCtx context.Context // the caller's request context: the abort signal
 
-	ctx         *cancelctx.Ctx // the exchange's context: the caller's, bounded by the total timeout; &ctxMem once prepared
-	ctxMem      cancelctx.Ctx
+	ctx         *cancelctx.Ctx // the exchange's context: the caller's, bounded by the total timeout; &mem.ctx once prepared
+	mem         *exchangeMem
+	plain       bool // served by serve, where nothing holds ex after it, unless it hedged
+	hedged      bool // hedge goroutines may still hold ex
 	stopClosing func() bool // unhooks ctx from the server closing; nil if not hooked
 	body        *callerBody
 	replay      *replayBody  // keeps the body for another attempt; nil when the route never retries
@@ -131,13 +136,28 @@ type exchange struct {
 	queueErr    error  // the store's error, with noFallback store_failed
 }
 
-// recycle gives the exchange's attempt back for reuse, when it was the
-// only one.
+// exchangeMem is the memory of an exchange, pooled: the exchange, and its
+// context, which must outlive a reset of the exchange.
+type exchangeMem struct {
+	ex  exchange
+	ctx cancelctx.Ctx
+}
+
+var exchanges = sync.Pool{New: func() any { return new(exchangeMem) }}
+
+// recycle gives the exchange's attempt back for reuse when it was the only
+// one, and the exchange itself when nothing can hold it any more.
 func (ex *exchange) recycle() {
 	if ex.try != nil && len(ex.tries) == 0 {
 		ex.try.recycle()
 		ex.try = nil
 	}
+	if !ex.plain || ex.hedged || ex.ctx == nil || !ex.ctx.Reusable() {
+		return
+	}
+	m := ex.mem
+	m.ex = exchange{}
+	exchanges.Put(m)
 }
 
 // cancel cancels the exchange's context with cause: a timeout, or the

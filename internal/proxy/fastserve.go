@@ -561,7 +561,6 @@ func (fc *fastConn) serveRequest(req *http.Request) bool {
 	// upstream transport's goroutine) gets an error, and cannot start
 	// the watcher after stopWatch.
 	bodyDone := fc.rq.body.close()
-	fc.stopWatch()
 	if !bodyDone {
 		// The rest of the body was not read: the connection cannot
 		// carry another request, and a late reader may still be using
@@ -570,13 +569,16 @@ func (fc *fastConn) serveRequest(req *http.Request) bool {
 		fc.rq.resp.closeAfter = true
 		fc.rq.tainted = true // and its body goes to no pool either
 	}
-	if aborted || fc.dead {
-		return false
+	// The response goes out before the watcher is stopped, which takes
+	// a goroutine switch the caller need not wait for. A hang-up the
+	// watcher saw has cancelled the request's context: then nothing is
+	// written (rule R2).
+	ok := false
+	if !aborted && !fc.dead && fc.rq.ctx.Err() == nil {
+		ok = fc.rq.resp.finish() == nil && !fc.rq.resp.closeAfter
 	}
-	if err := fc.rq.resp.finish(); err != nil {
-		return false
-	}
-	return !fc.rq.resp.closeAfter
+	fc.stopWatch()
+	return ok && !fc.dead
 }
 
 func (fc *fastConn) forgetRequest() {

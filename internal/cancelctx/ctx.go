@@ -41,7 +41,7 @@ type Ctx struct {
 	// cancel is over and the owner may start c again.
 	cmu sync.Mutex
 
-	mu       sync.Mutex // guards the fields below
+	mu       sync.Mutex      // guards the fields below
 	up       *Ctx            // the parent, if it is a Ctx
 	parent   context.Context // the parent, if it is not a Ctx
 	values   context.Context // where Value looks after c's own values; nil after End

@@ -341,8 +341,8 @@ type tryState struct {
 	// Under mu: when each timer is due (zero: not armed), and whether the
 	// response header came (the timers are off for good).
 	headerDue, perTryDue, idleDue time.Time
-	timersOff            bool
-	foreign              bool // net/http's transport or a hedge's goroutine had it: never reuse
+	timersOff                     bool
+	foreign                       bool // net/http's transport or a hedge's goroutine had it: never reuse
 }
 
 var tries = sync.Pool{New: func() any { return new(try) }}

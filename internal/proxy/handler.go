@@ -105,8 +105,8 @@ type exchange struct {
 
 	ctx         *cancelctx.Ctx // the exchange's context: the caller's, bounded by the total timeout; &mem.ctx once prepared
 	mem         *exchangeMem
-	plain       bool // served by serve, where nothing holds ex after it, unless it hedged
-	hedged      bool // hedge goroutines may still hold ex
+	plain       bool        // served by serve, where nothing holds ex after it, unless it hedged
+	hedged      bool        // hedge goroutines may still hold ex
 	stopClosing func() bool // unhooks ctx from the server closing; nil if not hooked
 	body        *callerBody
 	replay      *replayBody  // keeps the body for another attempt; nil when the route never retries

@@ -22,16 +22,16 @@ import (
 // h1Conn is one connection of an h1Transport. It is owned by the goroutine
 // making an exchange on it, or, while idle, by the transport's idle list.
 type h1Conn struct {
-	t      *h1Transport
-	key    connKey
-	conn   net.Conn  // what exchanges read and write: raw, or a *tls.Conn over it
-	raw    *Conn     // the TCP connection; closing it aborts an exchange at once
-	abort  func()    // closes raw; made once, for context.AfterFunc
+	t     *h1Transport
+	key   connKey
+	conn  net.Conn // what exchanges read and write: raw, or a *tls.Conn over it
+	raw   *Conn    // the TCP connection; closing it aborts an exchange at once
+	abort func()   // closes raw; made once, for context.AfterFunc
 	// The watch of a cancelctx.Ctx in progress, and unwatch, made once.
 	watchCtx *cancelctx.Ctx
 	watchID  uint64
 	unwatch  func() bool
-	idleAt time.Time // when it last went idle; guarded by t.mu while idle
+	idleAt   time.Time // when it last went idle; guarded by t.mu while idle
 
 	// For alive, made on its first use.
 	rc       syscall.RawConn

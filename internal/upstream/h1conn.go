@@ -138,9 +138,12 @@ var (
 	errTooMany1xx    = fmt.Errorf("upstream sent more than %d informational (1xx) responses", max1xx)
 )
 
-// send makes one exchange on pc: it writes r and reads the response head,
-// all on the calling goroutine. The response's body reads on from pc and
-// hands it back to the idle list, or closes it, at its end.
+// send makes one exchange on pc: it writes r's head and reads the response
+// head on the calling goroutine. A request body goes out meanwhile from a
+// bodyWriter of its own (see there), which the exchange ends before it
+// ends; a bodyless request, the common case, starts no goroutine. The
+// response's body reads on from pc and hands it back to the idle list, or
+// closes it, at its end.
 func (pc *h1Conn) send(ctx context.Context, r *h1Request, trace *httptrace.ClientTrace) (*http.Response, *failure) {
 	pc.nread, pc.rerr, pc.werr = 0, nil, nil
 	stop := pc.watch(ctx)
@@ -155,17 +158,16 @@ func (pc *h1Conn) send(ctx context.Context, r *h1Request, trace *httptrace.Clien
 	}
 
 	_, err := pc.Write(*r.head)
+	var w *bodyWriter
 	if err == nil {
 		traceWroteHeaders(trace)
 		if r.body != nil {
-			bw := writerPool.Get().(*bufio.Writer)
-			bw.Reset(pc)
-			err = r.writeBody(bw)
-			bw.Reset(nil)
-			writerPool.Put(bw)
+			w = pc.startBody(r, trace) // it reports WroteRequest
 		}
 	}
-	traceWroteRequest(trace, err)
+	if w == nil {
+		traceWroteRequest(trace, err)
+	}
 	salvage := false
 	if err != nil {
 		if pc.werr == nil || pc.raw.Written() == start || ctx.Err() != nil {
@@ -184,6 +186,13 @@ func (pc *h1Conn) send(ctx context.Context, r *h1Request, trace *httptrace.Clien
 	if rerr != nil {
 		br.Reset(nil)
 		readerPool.Put(br)
+		if w != nil {
+			wr := w.end()
+			if wr.failed {
+				return fail(wr.err, false) // the write failed first; see bodyWriter
+			}
+			return fail(rerr, wr.sentAll && pc.nread == 0)
+		}
 		if salvage {
 			return fail(err, false)
 		}
@@ -195,10 +204,10 @@ func (pc *h1Conn) send(ctx context.Context, r *h1Request, trace *httptrace.Clien
 	}
 	keep := !salvage && !r.close && !res.Close && res.ProtoMajor == 1
 	if res.Body == http.NoBody {
-		pc.finish(stop, keep, br, trace)
+		pc.finish(stop, keep, br, trace, w)
 		return res, nil
 	}
-	res.Body = &h1Body{pc: pc, br: br, src: res.Body, ctx: ctx, stop: stop, trace: trace, keep: keep}
+	res.Body = &h1Body{pc: pc, br: br, src: res.Body, ctx: ctx, stop: stop, trace: trace, w: w, keep: keep}
 	return res, nil
 }
 
@@ -254,9 +263,15 @@ func (pc *h1Conn) headError(err error) error {
 }
 
 // finish ends the exchange on pc once its response is read whole: the
-// connection goes back to the idle list if keep and nothing more came,
-// else it is closed.
-func (pc *h1Conn) finish(stop func() bool, keep bool, br *bufio.Reader, trace *httptrace.ClientTrace) {
+// connection goes back to the idle list if keep, nothing more came and
+// the request, if it had a body, went out whole (w ends it), else it is
+// closed.
+func (pc *h1Conn) finish(stop func() bool, keep bool, br *bufio.Reader, trace *httptrace.ClientTrace, w *bodyWriter) {
+	if w != nil {
+		if wr := w.end(); !wr.sentAll || wr.err != nil || wr.connClosed {
+			keep = false
+		}
+	}
 	if !stop() {
 		keep = false // the request was cancelled: the watcher is closing pc
 	}
@@ -312,7 +327,8 @@ type h1Body struct {
 	ctx   context.Context
 	stop  func() bool
 	trace *httptrace.ClientTrace
-	keep  bool // the connection may be reused after the body's end
+	w     *bodyWriter // writes the request's body; nil if it has none
+	keep  bool        // the connection may be reused after the body's end
 
 	state atomic.Int32 // bodyOpen …
 	err   error        // what Read returns once done; set before state
@@ -346,11 +362,14 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	case err == io.EOF:
 		b.err = io.EOF
 		if b.state.CompareAndSwap(bodyReading, bodyDone) {
-			b.pc.finish(b.stop, b.keep, b.br, b.trace)
+			b.pc.finish(b.stop, b.keep, b.br, b.trace, b.w)
 		} else {
 			b.closedWhileReading()
 		}
 		return n, io.EOF
+	}
+	if wr := b.endWriter(); wr.closedConn {
+		err = wr.err // the request's body failed, and ended the exchange
 	}
 	if b.ctx.Err() != nil {
 		err = &canceledError{cause: cancelctx.Cause(b.ctx), err: err}
@@ -367,10 +386,20 @@ func (b *h1Body) Read(p []byte) (int, error) {
 }
 
 // closedWhileReading finishes a Close that came during a Read: the reader
-// gives the buffer back.
+// gives the buffer back, and returns only once the request's body writer,
+// which Close ends, has ended.
 func (b *h1Body) closedWhileReading() {
+	b.endWriter()
 	b.release()
 	b.state.Store(bodyClosed)
+}
+
+// endWriter ends the request's body writer, if any; see bodyWriter.
+func (b *h1Body) endWriter() writeResult {
+	if b.w == nil {
+		return writeResult{}
+	}
+	return b.w.end()
 }
 
 func (b *h1Body) release() {
@@ -388,6 +417,7 @@ func (b *h1Body) Close() error {
 			if b.state.CompareAndSwap(bodyOpen, bodyClosed) {
 				b.stop()
 				b.pc.close()
+				b.endWriter()
 				b.release()
 				return nil
 			}
@@ -395,6 +425,7 @@ func (b *h1Body) Close() error {
 			if b.state.CompareAndSwap(bodyReading, bodyClosedReading) {
 				b.stop()
 				b.pc.close()
+				b.endWriter()
 				return nil
 			}
 		default:

@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -28,8 +27,9 @@ type h1Request struct {
 	// prefix holds body bytes read before the head was encoded (see
 	// probeBody); they are sent first.
 	prefix []byte
-	// bodyRead is set once anything was read from body: the body can
-	// then only be sent again through req.GetBody.
+	// bodyRead is set once anything was read from body, or a
+	// bodyWriter took it: the body can then only be sent again through
+	// req.GetBody.
 	bodyRead bool
 	// closer is the body to close at the end: req.Body, or what GetBody
 	// gave for a replay.
@@ -337,76 +337,6 @@ func appendTrailers(b []byte, trailer http.Header) ([]byte, error) {
 		}
 	}
 	return b, nil
-}
-
-// writeBody sends the request body through bw, flushing after every piece
-// read so that a body that streams reaches the upstream as it comes. It
-// returns a *bodyReadError when reading the body failed and a write error
-// as it is.
-func (r *h1Request) writeBody(bw *bufio.Writer) error {
-	bp := copyPool.Get().(*[]byte)
-	defer copyPool.Put(bp)
-	buf := *bp
-	var sent int64
-	put := func(p []byte) error {
-		if !r.chunked {
-			if sent+int64(len(p)) > r.length {
-				return errBodyTooLong
-			}
-			sent += int64(len(p))
-			_, err := bw.Write(p)
-			if err == nil {
-				err = bw.Flush()
-			}
-			return err
-		}
-		b := strconv.AppendInt(bw.AvailableBuffer(), int64(len(p)), 16)
-		b = append(b, "\r\n"...)
-		bw.Write(b)
-		bw.Write(p)
-		bw.WriteString("\r\n")
-		return bw.Flush()
-	}
-	if len(r.prefix) > 0 {
-		if err := put(r.prefix); err != nil {
-			return err
-		}
-	}
-	for empty := 0; ; {
-		n, err := r.body.Read(buf)
-		r.bodyRead = true
-		if n > 0 {
-			empty = 0
-			if werr := put(buf[:n]); werr != nil {
-				return werr
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return &bodyReadError{err}
-		}
-		if n == 0 {
-			if empty++; empty >= 100 {
-				return &bodyReadError{io.ErrNoProgress}
-			}
-		}
-	}
-	if !r.chunked {
-		if sent < r.length {
-			return fmt.Errorf("request body shorter than its Content-Length (%d of %d bytes)", sent, r.length)
-		}
-		return nil
-	}
-	b := append(bw.AvailableBuffer(), "0\r\n"...)
-	b, err := appendTrailers(b, r.trailer)
-	if err != nil {
-		return err
-	}
-	b = append(b, "\r\n"...)
-	bw.Write(b)
-	return bw.Flush()
 }
 
 // bodyReadError is a failure to read the request body: the request's

@@ -20,8 +20,10 @@ import (
 // on the calling goroutine: RoundTrip takes an idle connection or dials
 // one, writes the request, reads the response head and returns; the
 // response body reads on from the connection and, at its end, gives the
-// connection back to the idle list. Nothing runs between requests except
-// the idle timers.
+// connection back to the idle list. Only a request body goes out from a
+// goroutine of its own, for the exchange alone, so that an upstream that
+// answers before it has read the body is heard (see bodyWriter). Nothing
+// runs between requests except the idle timers.
 //
 // Cancelling a request's context closes its connection at once, whatever
 // the exchange is doing (rule R1), and RoundTrip or the body's Read then

@@ -751,18 +751,17 @@ type replayBody struct {
 	kept []byte
 	read int64 // bytes read from src
 	eof  bool
-	lost bool // read past limit: kept is incomplete
+	// lost is set (under mu) once a read went past limit: kept is
+	// incomplete. It is read without mu, so that the handler's retry check
+	// does not wait on an attempt's body reader blocked on the caller.
+	lost atomic.Bool
 }
 
 // reader returns a reader of the whole body for a new attempt.
 func (b *replayBody) reader() io.ReadCloser { return &replayReader{b: b} }
 
 // replayable reports whether every byte read so far was kept.
-func (b *replayBody) replayable() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return !b.lost
-}
+func (b *replayBody) replayable() bool { return !b.lost.Load() }
 
 // errReplayOver is what an abandoned attempt's body reader returns: a
 // later attempt owns the body now.
@@ -796,11 +795,12 @@ func (r *replayReader) Read(p []byte) (int, error) {
 	n, err := b.src.Read(p)
 	b.read += int64(n)
 	r.pos += int64(n)
-	if !b.lost {
+	if !b.lost.Load() {
 		if b.read <= b.limit {
 			b.kept = append(b.kept, p[:n]...)
 		} else {
-			b.lost, b.kept = true, nil
+			b.lost.Store(true)
+			b.kept = nil
 		}
 	}
 	if err == io.EOF {

@@ -411,17 +411,25 @@ func (ex *exchange) startTry(lease *upstream.Lease) *try {
 }
 
 // perTryFired ends the attempt when the per-try timeout passes before the
-// response header came. A stale firing (Stop cannot stop a callback that
-// already started, and the timer is re-armed for later attempts) finds the
-// timer not due and does nothing.
+// response header came.
 func (tr *try) perTryFired() {
-	tr.mu.Lock()
-	due := !tr.timersOff && !tr.perTryDue.IsZero() && !time.Now().Before(tr.perTryDue)
-	route := tr.route
-	tr.mu.Unlock()
-	if due {
-		tr.cancel(&hangup.TimeoutError{Phase: tr.getPhase(), After: route.perTry})
+	if r := tr.due(&tr.perTryDue, true); r != nil {
+		tr.cancel(&hangup.TimeoutError{Phase: tr.getPhase(), After: r.perTry})
 	}
+}
+
+// due reports, by returning the attempt's route, whether the timer whose
+// due time is *at has come due; a timer of the response header
+// (headerTimer) no longer counts once it came. A stale firing (Stop cannot
+// stop a callback that already started, and the timers are re-armed for
+// later attempts) finds its timer not due and gets nil.
+func (tr *try) due(at *time.Time, headerTimer bool) *route {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if headerTimer && tr.timersOff || at.IsZero() || time.Now().Before(*at) {
+		return nil
+	}
+	return tr.route
 }
 
 // armIdle (re)arms the idle-body timeout: the response body must go on
@@ -448,26 +456,17 @@ func (tr *try) stopIdle() {
 }
 
 // idleFired ends the attempt when its response body stalled for the
-// idle-body timeout; see perTryFired.
+// idle-body timeout.
 func (tr *try) idleFired() {
-	tr.mu.Lock()
-	due := !tr.idleDue.IsZero() && !time.Now().Before(tr.idleDue)
-	route := tr.route
-	tr.mu.Unlock()
-	if due {
-		tr.cancel(&hangup.TimeoutError{Phase: hangup.StreamResponse, After: route.idleBody})
+	if r := tr.due(&tr.idleDue, false); r != nil {
+		tr.cancel(&hangup.TimeoutError{Phase: hangup.StreamResponse, After: r.idleBody})
 	}
 }
 
-// headerFired ends the attempt when the response-header timeout passes;
-// see perTryFired.
+// headerFired ends the attempt when the response-header timeout passes.
 func (tr *try) headerFired() {
-	tr.mu.Lock()
-	due := !tr.timersOff && !tr.headerDue.IsZero() && !time.Now().Before(tr.headerDue)
-	route := tr.route
-	tr.mu.Unlock()
-	if due {
-		tr.cancel(&hangup.TimeoutError{Phase: hangup.AwaitHeaders, After: route.respHeader})
+	if r := tr.due(&tr.headerDue, true); r != nil {
+		tr.cancel(&hangup.TimeoutError{Phase: hangup.AwaitHeaders, After: r.respHeader})
 	}
 }
 
@@ -664,14 +663,6 @@ func (tr *try) wroteRequest(info httptrace.WroteRequestInfo) {
 			tr.header.Reset(d)
 		}
 	}
-}
-
-// timersStopped reports whether headersIn ran: a timer that fires anyway
-// (Stop cannot stop a callback already started) must do nothing.
-func (tr *try) timersStopped() bool {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return tr.timersOff
 }
 
 // headersIn stops the timers that end with the response header.

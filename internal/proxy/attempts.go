@@ -298,9 +298,9 @@ type try struct {
 	ctx cancelctx.Ctx
 
 	mu     sync.Mutex  // guards the timers and the tryState fields marked so
-	header *time.Timer // response-header timeout; made once
-	perTry *time.Timer // per-try timeout; made once
-	idle   *time.Timer // idle-body timeout; made once
+	header *time.Timer // response-header timeout
+	perTry *time.Timer // per-try timeout
+	idle   *time.Timer // idle-body timeout
 
 	// The request to the upstream is built in these.
 	out    *http.Request
@@ -311,7 +311,7 @@ type try struct {
 	trace  httptrace.ClientTrace
 	resMem upstream.ResponseMem // the response, when the pool's own transport reads it
 
-	wroteHeadersFn func() // tr.wroteHeaders, made once
+	wroteHeaders func() // tr.onWroteHeaders, for trace
 }
 
 // tryState is an attempt's own state, zero when it starts.
@@ -345,13 +345,39 @@ type tryState struct {
 	foreign                       bool // net/http's transport or a hedge's goroutine had it: never reuse
 }
 
-var tries = sync.Pool{New: func() any { return new(try) }}
+// tries holds attempts to reuse. What a try keeps across uses is made
+// here, once: func values of its methods allocate, and so do timers.
+var tries = sync.Pool{New: func() any {
+	tr := new(try)
+	tr.header = stoppedTimer(tr.headerFired)
+	tr.perTry = stoppedTimer(tr.perTryFired)
+	tr.idle = stoppedTimer(tr.idleFired)
+	tr.blank = new(http.Request).WithContext(&tr.ctx)
+	tr.out = new(http.Request)
+	tr.outHdr = make(http.Header, 16)
+	tr.trace = httptrace.ClientTrace{
+		GotConn:      tr.gotConn,
+		WroteRequest: tr.wroteRequest,
+		PutIdleConn:  tr.putIdleConn,
+	}
+	tr.wroteHeaders = tr.onWroteHeaders
+	return tr
+}}
+
+// stoppedTimer returns a timer that runs f once armed.
+func stoppedTimer(f func()) *time.Timer {
+	t := time.AfterFunc(time.Hour, f)
+	t.Stop()
+	return t
+}
 
 // recycle gives tr back for reuse if nothing can call into it any more: it
 // was sent by the pool's own HTTP/1.1 transport on the exchange's
-// goroutine, and its context was handed to nothing that may keep it.
+// goroutine (else foreign is set: net/http's transport, HTTP/2 included,
+// or a hedge's goroutine had it), and its context was handed to nothing
+// that may keep it.
 func (tr *try) recycle() {
-	if tr.foreign || tr.h2.Load() || tr.route.h2Pool || !tr.ctx.Reusable() {
+	if tr.foreign || !tr.ctx.Reusable() {
 		return
 	}
 	tr.tryState = tryState{}
@@ -399,15 +425,17 @@ func (ex *exchange) startTry(lease *upstream.Lease) *try {
 	tr.setPhase(hangup.Connect)
 	if d := ex.route.perTry; d > 0 {
 		tr.mu.Lock()
-		tr.perTryDue = time.Now().Add(d)
-		if tr.perTry == nil {
-			tr.perTry = time.AfterFunc(d, tr.perTryFired)
-		} else {
-			tr.perTry.Reset(d)
-		}
+		arm(tr.perTry, &tr.perTryDue, d)
 		tr.mu.Unlock()
 	}
 	return tr
+}
+
+// arm arms t, one of an attempt's timers, to fire after d, and notes when
+// it is due; under tr.mu.
+func arm(t *time.Timer, due *time.Time, d time.Duration) {
+	*due = time.Now().Add(d)
+	t.Reset(d)
 }
 
 // perTryFired ends the attempt when the per-try timeout passes before the
@@ -437,12 +465,7 @@ func (tr *try) due(at *time.Time, headerTimer bool) *route {
 func (tr *try) armIdle(d time.Duration) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
-	tr.idleDue = time.Now().Add(d)
-	if tr.idle == nil {
-		tr.idle = time.AfterFunc(d, tr.idleFired)
-	} else {
-		tr.idle.Reset(d)
-	}
+	arm(tr.idle, &tr.idleDue, d)
 }
 
 // stopIdle stops the idle-body timeout.
@@ -450,9 +473,7 @@ func (tr *try) stopIdle() {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	tr.idleDue = time.Time{}
-	if tr.idle != nil {
-		tr.idle.Stop()
-	}
+	tr.idle.Stop()
 }
 
 // idleFired ends the attempt when its response body stalled for the
@@ -519,24 +540,12 @@ func statusResult(status int) upstream.Result {
 // the pool's RoundTripper, or, for an Upgrade, its net/http Transport.
 func (tr *try) request(ex *exchange, t *table, upgrade bool) *http.Request {
 	r := ex.r
-	if tr.blank == nil {
-		tr.blank = new(http.Request).WithContext(&tr.ctx)
-		tr.out = new(http.Request)
-		tr.trace = httptrace.ClientTrace{
-			GotConn:      tr.gotConn,
-			WroteRequest: tr.wroteRequest,
-			PutIdleConn:  tr.putIdleConn,
-		}
-	}
 	tr.outURL = url.URL{
 		Scheme:   tr.endpoint.Scheme,
 		Host:     tr.endpoint.Host,
 		Path:     r.URL.Path,
 		RawPath:  r.URL.RawPath,
 		RawQuery: r.URL.RawQuery,
-	}
-	if tr.outHdr == nil {
-		tr.outHdr = make(http.Header, len(r.Header)+3)
 	}
 	clear(tr.outHdr)
 	out := tr.out
@@ -570,7 +579,7 @@ func (tr *try) request(ex *exchange, t *table, upgrade bool) *http.Request {
 	// act on it before WroteRequest runs.
 	tr.trace.WroteHeaders = nil
 	if out.Body == nil {
-		tr.trace.WroteHeaders = tr.wroteHeadersFunc()
+		tr.trace.WroteHeaders = tr.wroteHeaders
 	}
 	if upgrade {
 		tr.foreign = true // net/http's transport may keep what it was given
@@ -588,14 +597,6 @@ var (
 	noUserAgent = []string{""}
 	teTrailers  = []string{"trailers"}
 )
-
-// wroteHeadersFunc returns tr.wroteHeaders as a func value, made once.
-func (tr *try) wroteHeadersFunc() func() {
-	if tr.wroteHeadersFn == nil {
-		tr.wroteHeadersFn = tr.wroteHeaders
-	}
-	return tr.wroteHeadersFn
-}
 
 // gotConn runs on a transport goroutine when a connection is assigned.
 func (tr *try) gotConn(info httptrace.GotConnInfo) {
@@ -625,9 +626,9 @@ func (tr *try) putIdleConn(err error) {
 	}
 }
 
-// wroteHeaders runs on a transport goroutine once a bodyless request's
+// onWroteHeaders runs on a transport goroutine once a bodyless request's
 // headers went out.
-func (tr *try) wroteHeaders() {
+func (tr *try) onWroteHeaders() {
 	tr.phase.CompareAndSwap(uint32(hangup.SendRequest), uint32(hangup.AwaitHeaders))
 	tr.reportWritten()
 }
@@ -656,12 +657,7 @@ func (tr *try) wroteRequest(info httptrace.WroteRequestInfo) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if !tr.timersOff {
-		tr.headerDue = time.Now().Add(d)
-		if tr.header == nil {
-			tr.header = time.AfterFunc(d, tr.headerFired)
-		} else {
-			tr.header.Reset(d)
-		}
+		arm(tr.header, &tr.headerDue, d)
 	}
 }
 
@@ -671,12 +667,8 @@ func (tr *try) headersIn() {
 	defer tr.mu.Unlock()
 	tr.timersOff = true
 	tr.headerDue, tr.perTryDue = time.Time{}, time.Time{}
-	if tr.header != nil {
-		tr.header.Stop()
-	}
-	if tr.perTry != nil {
-		tr.perTry.Stop()
-	}
+	tr.header.Stop()
+	tr.perTry.Stop()
 }
 
 // nothingWritten reports whether the attempt provably sent nothing to the

@@ -440,14 +440,6 @@ func (fc *fastConn) request() (*http.Request, error) {
 		u = pu
 	}
 	clear(rq.header)
-	if rq.header == nil {
-		rq.header = make(http.Header, len(h.Fields))
-		// An http.Request's context can be set only by copying the
-		// request: blank is a request with nothing but the context, for
-		// req to be reset from.
-		rq.blank = new(http.Request).WithContext(&rq.ctx)
-		rq.req = new(http.Request)
-	}
 	rq.header, rq.values = hs.HeaderInto(rq.header, rq.values, h.Fields)
 	req := rq.req
 	*req = *rq.blank
@@ -610,7 +602,14 @@ type fastReq struct {
 	tainted bool // its body was not read to the end
 }
 
-var fastReqs = sync.Pool{New: func() any { return new(fastReq) }}
+var fastReqs = sync.Pool{New: func() any {
+	rq := &fastReq{req: new(http.Request), header: make(http.Header, 16)}
+	// An http.Request's context can be set only by copying the request:
+	// blank is a request with nothing but the context, for req to be
+	// reset from.
+	rq.blank = new(http.Request).WithContext(&rq.ctx)
+	return rq
+}}
 
 var fastHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
 

@@ -152,7 +152,7 @@ func (ex *exchange) recycle() {
 		ex.try.recycle()
 		ex.try = nil
 	}
-	if !ex.plain || ex.hedged || ex.ctx == nil || !ex.ctx.Reusable() {
+	if !ex.plain || ex.hedged || !ex.ctx.Reusable() {
 		return
 	}
 	m := ex.mem

@@ -16,7 +16,7 @@ func TestLateWriteReportKeepsPhase(t *testing.T) {
 	for _, p := range []hangup.Phase{hangup.StreamResponse, hangup.Tunnel} {
 		tr := &try{tryState: tryState{route: &route{}, wrote: make(chan struct{})}}
 		tr.setPhase(p)
-		tr.wroteHeaders()
+		tr.onWroteHeaders()
 		tr.wroteRequest(httptrace.WroteRequestInfo{})
 		if got := tr.getPhase(); got != p {
 			t.Errorf("phase %v after late write reports, want %v", got, p)

@@ -22,14 +22,15 @@ import (
 func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	hr := respHeads.Get().(*h1.Response)
 	defer respHeads.Put(hr)
+	m := responseMemFrom(req.Context())
 	for {
 		buf, _ := br.Peek(br.Buffered())
 		n, err := h1.ParseResponse(buf, hr, br.Size())
 		switch {
 		case err == nil:
-			res := newResponse(buf[:n], hr, req, responseMemFrom(req.Context()))
+			res := newResponse(buf[:n], hr, req, m)
 			br.Discard(n)
-			frameBody(res, hr, br)
+			frameBody(res, hr, br, m)
 			return res, nil
 		case tooLong(err) && len(buf) >= br.Size():
 			return http.ReadResponse(br, req)
@@ -90,8 +91,9 @@ func newResponse(head []byte, hr *h1.Response, req *http.Request, m *ResponseMem
 	return res
 }
 
-// frameBody sets res's body, read from br, and its length.
-func frameBody(res *http.Response, hr *h1.Response, br *bufio.Reader) {
+// frameBody sets res's body, read from br, and its length; in m, which
+// newResponse built res in, when m is not nil.
+func frameBody(res *http.Response, hr *h1.Response, br *bufio.Reader, m *ResponseMem) {
 	switch kind := hr.BodyKind([]byte(res.Request.Method)); {
 	case kind == h1.BodyNone:
 		res.Body = http.NoBody
@@ -105,7 +107,7 @@ func frameBody(res *http.Response, hr *h1.Response, br *bufio.Reader) {
 		res.Body, res.ContentLength, res.TransferEncoding = b, -1, []string{"chunked"}
 	case kind == h1.BodyLength:
 		var b *lengthBody
-		if m := responseMemFrom(res.Request.Context()); m != nil && res == &m.res {
+		if m != nil {
 			b = &m.length
 		} else {
 			b = new(lengthBody)

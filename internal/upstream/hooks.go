@@ -30,7 +30,7 @@ func (p *Pool) RequestContext(c *cancelctx.Ctx, trace *httptrace.ClientTrace, me
 }
 
 // traceFrom returns the hooks a request's context carries, set by
-// TraceContext or by httptrace.
+// RequestContext or by httptrace.
 func traceFrom(ctx context.Context) *httptrace.ClientTrace {
 	if t, ok := ctx.Value(traceKey{}).(*httptrace.ClientTrace); ok {
 		return t
@@ -43,7 +43,7 @@ type responseMemKey struct{}
 // ResponseMem is room for the response to one request of the pool's own
 // HTTP/1.1 transport: its http.Response, header map and body framing. A
 // caller that sends request after request, one at a time, keeps one and
-// passes it with SetResponseMem, and the transport builds the response in
+// passes it with RequestContext, and the transport builds the response in
 // it instead of allocating one. The caller must be done with the last
 // response, body closed, before it sends the next request with the same
 // ResponseMem.

@@ -157,14 +157,16 @@ type fastConn struct {
 
 	rq        *fastReq // while serving
 	bigReader bool     // br holds a head too large for the pool's readers
-	watching  bool
+	watching  bool     // a watcher runs; its result is still to be taken
 	wbyte     [1]byte
 	watchRes  chan error // the watcher's result; capacity 1
-	served    int        // requests served
-	waiting   bool       // between requests
-	moved     bool       // the current wait moved to a fresh goroutine
-	idleUntil time.Time  // when the current wait ends; zero for never
-	dead      bool       // the caller's side ended: serve no more
+	wmu       sync.Mutex
+	wctx      *cancelctx.Ctx // under wmu: the request the watcher cancels on a hang-up, nil once answered
+	served    int            // requests served
+	waiting   bool           // between requests
+	moved     bool           // the current wait moved to a fresh goroutine
+	idleUntil time.Time      // when the current wait ends; zero for never
+	dead      bool           // the caller's side ended: serve no more
 }
 
 // fastSource is what a fastConn's bufio.Reader reads: first the byte the
@@ -191,6 +193,9 @@ func (fc *fastConn) serve() {
 		fc.release()
 		if !handed {
 			fc.c.Close()
+		}
+		if fc.watching {
+			<-fc.watchRes // the close ended its read
 		}
 		fc.fs.forget(fc)
 	}()
@@ -284,7 +289,7 @@ func (fc *fastConn) awaitRequest(idle, readHeader time.Duration) int {
 		short = false
 	}
 	fc.c.SetReadDeadline(deadline)
-	n, err := fc.c.Read(fc.first[:])
+	n, err := fc.readFirst()
 	if short && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && fc.state.Load() == fcIdle {
 		fc.moved = true
 		return awaitLong
@@ -294,6 +299,21 @@ func (fc *fastConn) awaitRequest(idle, readHeader time.Duration) int {
 	}
 	fc.has, fc.waiting, fc.moved = true, false, false
 	return awaitGot
+}
+
+// readFirst reads the first byte of the next request into fc.first. A
+// watcher still reading on from the last request (see serveRequest) reads
+// it: its read is this wait.
+func (fc *fastConn) readFirst() (int, error) {
+	if !fc.watching {
+		return fc.c.Read(fc.first[:])
+	}
+	fc.watching = false
+	if err := <-fc.watchRes; err != nil {
+		return 0, err
+	}
+	fc.first[0] = fc.wbyte[0]
+	return 1, nil
 }
 
 // What readHead found.
@@ -561,16 +581,22 @@ func (fc *fastConn) serveRequest(req *http.Request) bool {
 		fc.rq.resp.closeAfter = true
 		fc.rq.tainted = true // and its body goes to no pool either
 	}
-	// The response goes out before the watcher is stopped, which takes
-	// a goroutine switch the caller need not wait for. A hang-up the
-	// watcher saw has cancelled the request's context: then nothing is
-	// written (rule R2).
+	// A hang-up the watcher saw has cancelled the request's context:
+	// then nothing is written (rule R2).
 	ok := false
 	if !aborted && !fc.dead && fc.rq.ctx.Err() == nil {
 		ok = fc.rq.resp.finish() == nil && !fc.rq.resp.closeAfter
 	}
-	fc.stopWatch()
-	return ok && !fc.dead
+	if !ok {
+		fc.stopWatch()
+		return false
+	}
+	// The request is answered. A watcher reads on, for the start of the
+	// next request: its read is the connection's idle wait (readFirst),
+	// so it is not interrupted, which would cost a goroutine switch and
+	// a deadline error. It no longer cancels this request.
+	fc.unwatch()
+	return !fc.dead
 }
 
 func (fc *fastConn) forgetRequest() {
@@ -638,6 +664,7 @@ func (fc *fastConn) startWatch() {
 		return
 	}
 	fc.watching = true
+	fc.wctx = &fc.rq.ctx
 	if fc.watchFn == nil {
 		fc.watchFn = fc.watch // once per connection: a method value allocates
 	}
@@ -645,11 +672,15 @@ func (fc *fastConn) startWatch() {
 }
 
 // watch reads one byte from the caller: the start of its next request, or
-// the hang-up that cancels the current one.
+// the hang-up that cancels the current one if it is still unanswered.
 func (fc *fastConn) watch() {
 	n, err := fc.c.Read(fc.wbyte[:])
 	if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-		fc.rq.ctx.Cancel(nil)
+		fc.wmu.Lock()
+		if fc.wctx != nil {
+			fc.wctx.Cancel(nil)
+		}
+		fc.wmu.Unlock()
 	}
 	if n == 1 {
 		err = nil
@@ -659,11 +690,21 @@ func (fc *fastConn) watch() {
 	fc.watchRes <- err
 }
 
+// unwatch tells a running watcher that the request is answered: from now
+// on a hang-up only ends the connection's wait for the next one. Once it
+// returns, the watcher no longer touches the request.
+func (fc *fastConn) unwatch() {
+	fc.wmu.Lock()
+	fc.wctx = nil
+	fc.wmu.Unlock()
+}
+
 // stopWatch ends the background read and keeps what it read.
 func (fc *fastConn) stopWatch() {
 	if !fc.watching {
 		return
 	}
+	fc.unwatch()
 	fc.watching = false
 	fc.c.SetReadDeadline(aLongTimeAgo)
 	err := <-fc.watchRes

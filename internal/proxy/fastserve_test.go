@@ -274,3 +274,66 @@ func TestAmbiguousUpstreamResponse(t *testing.T) {
 	}
 	wantLog(t, h.logs.next(t, "/ambiguous"), map[string]any{"status": 502.0, "side": "upstream", "kind": "unknown"})
 }
+
+// TestFastPathHangUpAfterAnswer: once a request is answered, the R1
+// watcher reads on as the connection's idle wait. A caller hanging up then
+// must end only its own connection, never cancel a request that reused
+// the answered one's pooled state: callers that take an answer and hang
+// up (FIN or RST) churn while another caller's slow requests, started
+// just after, must all succeed.
+func TestFastPathHangUpAfterAnswer(t *testing.T) {
+	up := newH1Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(20 * time.Millisecond)
+		}
+		io.WriteString(w, r.URL.Path)
+	}))
+	h := start(t, "", routeOpts{upstream: up})
+	var done atomic.Bool
+	churned := make(chan int)
+	for i := range 4 {
+		go func() {
+			n := 0
+			defer func() { churned <- n }()
+			for ; n < 2000 && !done.Load(); n++ {
+				c, err := net.Dial("tcp", h.addr)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				if i%2 == 0 {
+					c.(*net.TCPConn).SetLinger(0) // close with RST
+				}
+				io.WriteString(c, "GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
+				res, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err == nil {
+					_, err = io.ReadAll(res.Body)
+				}
+				c.Close()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	c := h1Client(t)
+	for range 30 {
+		res, err := c.Get(h.url("/slow"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || string(body) != "/slow" {
+			t.Fatalf("slow request: %d %q", res.StatusCode, body)
+		}
+	}
+	done.Store(true)
+	total := 0
+	for range 4 {
+		total += <-churned
+	}
+	t.Logf("%d answered callers hung up meanwhile", total)
+}

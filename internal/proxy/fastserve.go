@@ -167,6 +167,7 @@ type fastConn struct {
 	moved     bool           // the current wait moved to a fresh goroutine
 	idleUntil time.Time      // when the current wait ends; zero for never
 	dead      bool           // the caller's side ended: serve no more
+	recent    h1.Recent      // the strings of the last request head; dropped when idle long
 }
 
 // fastSource is what a fastConn's bufio.Reader reads: first the byte the
@@ -292,6 +293,7 @@ func (fc *fastConn) awaitRequest(idle, readHeader time.Duration) int {
 	n, err := fc.readFirst()
 	if short && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && fc.state.Load() == fcIdle {
 		fc.moved = true
+		fc.recent = h1.Recent{} // an idle connection keeps nothing
 		return awaitLong
 	}
 	if !fc.state.CompareAndSwap(fcIdle, fcActive) || err != nil || n == 0 {
@@ -441,13 +443,14 @@ func (fc *fastConn) release() {
 // request builds the *http.Request of the head in fc.rq.head, as net/http's
 // server would.
 //
-// Every string of the request is a piece of one copy of the head, and the
-// field values share one backing array: a handful of allocations whatever
-// the number of fields.
+// Every string of the request is the last request's where the bytes are
+// the same, or a piece of one copy of the head from its first difference
+// on (h1.Recent), and the field values share one backing array: no
+// allocation for a request like the last, one otherwise.
 func (fc *fastConn) request() (*http.Request, error) {
 	rq := fc.rq
 	h := &rq.head
-	hs := h1.NewStrings(rq.headBuf)
+	hs := h1.NewStrings(rq.headBuf, &fc.recent)
 	rq.headBuf = nil
 	target := hs.Of(h.Target)
 	u := &rq.url

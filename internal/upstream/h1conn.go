@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
+	"github.com/switchboard-proxy/switchboard/internal/h1"
 )
 
 // h1Conn is one connection of an h1Transport. It is owned by the goroutine
@@ -39,11 +40,12 @@ type h1Conn struct {
 	peekLive bool
 
 	// The exchange in progress reads through Read, which keeps these.
-	limitHead bool  // a response head is being read: headLeft applies
-	headLeft  int64 // bytes the head may still take
-	nread     int64 // bytes read in the exchange
-	rerr      error // the last read error
-	werr      error // the last write error
+	limitHead bool      // a response head is being read: headLeft applies
+	headLeft  int64     // bytes the head may still take
+	nread     int64     // bytes read in the exchange
+	rerr      error     // the last read error
+	werr      error     // the last write error
+	recent    h1.Recent // the strings of the last response head
 }
 
 func newH1Conn(t *h1Transport, key connKey, c net.Conn) *h1Conn {
@@ -225,7 +227,7 @@ func (pc *h1Conn) readHead(br *bufio.Reader, r *h1Request, trace *httptrace.Clie
 		trace.GotFirstResponseByte()
 	}
 	for n1xx := 0; ; n1xx++ {
-		res, err := readResponseHead(br, r.req)
+		res, err := readResponseHead(br, r.req, &pc.recent)
 		if err != nil {
 			return nil, pc.headError(err)
 		}

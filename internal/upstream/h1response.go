@@ -18,8 +18,8 @@ import (
 // that net/http would accept and that a proxy must not pass on. A head
 // longer than br's buffer, rare from an upstream, is left to net/http's
 // ReadResponse, which reads any length (the connection's head limit still
-// applies).
-func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+// applies). Its strings reuse rec's where the bytes are the same.
+func readResponseHead(br *bufio.Reader, req *http.Request, rec *h1.Recent) (*http.Response, error) {
 	hr := respHeads.Get().(*h1.Response)
 	defer respHeads.Put(hr)
 	m := responseMemFrom(req.Context())
@@ -28,7 +28,7 @@ func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, erro
 		n, err := h1.ParseResponse(buf, hr, br.Size())
 		switch {
 		case err == nil:
-			res := newResponse(buf[:n], hr, req, m)
+			res := newResponse(buf[:n], hr, req, m, rec)
 			br.Discard(n)
 			frameBody(res, hr, br, m)
 			return res, nil
@@ -53,9 +53,10 @@ var respHeads = sync.Pool{New: func() any { return new(h1.Response) }}
 
 // newResponse builds the response of the head hr, as net/http's
 // ReadResponse would: Transfer-Encoding and Trailer move out of the
-// header into their own fields. It builds it in m when m is not nil.
-func newResponse(head []byte, hr *h1.Response, req *http.Request, m *ResponseMem) *http.Response {
-	s := h1.NewStrings(head)
+// header into their own fields. It builds it in m when m is not nil, and
+// its strings with rec (see h1.Recent).
+func newResponse(head []byte, hr *h1.Response, req *http.Request, m *ResponseMem, rec *h1.Recent) *http.Response {
+	s := h1.NewStrings(head, rec)
 	var res *http.Response
 	var hdr http.Header
 	if m != nil {

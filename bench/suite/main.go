@@ -96,7 +96,7 @@ func run() error {
 	var s settings
 	var names string
 	flag.IntVar(&s.rounds, "rounds", 3, "rounds; each measures every target once, the order rotated per round")
-	flag.StringVar(&names, "targets", defaultTargets, "targets, comma-separated, in the first round's order")
+	flag.StringVar(&names, "targets", defaultTargets, "targets, comma-separated, in the first round's order; switchboard@COMMIT is switchboard built from another commit, to compare two side by side")
 	flag.DurationVar(&s.warmup, "warmup", time.Second, "unrecorded wrk load after each start")
 	flag.DurationVar(&s.satFor, "sat", 5*time.Second, "wrk run at saturation, small body (whole seconds)")
 	flag.IntVar(&s.satConns, "conns", 50, "wrk connections for the small body")
@@ -117,8 +117,8 @@ func run() error {
 	flag.Parse()
 	s.targets = strings.Split(names, ",")
 	for _, name := range s.targets {
-		if prepares[name] == nil {
-			return fmt.Errorf("unknown target %q (known: %s)", name, defaultTargets)
+		if prepareOf(name) == nil {
+			return fmt.Errorf("unknown target %q (known: %s, and switchboard@COMMIT)", name, defaultTargets)
 		}
 	}
 	if s.rounds < 1 || s.rate < 1 || s.rateConns < 1 || s.satConns < 1 || s.bigConns < 1 {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -54,7 +55,7 @@ func (t *target) isProxy() bool { return t.name != "direct" }
 func newTargets(ctx context.Context, e *env, names []string) []*target {
 	var ts []*target
 	for _, name := range names {
-		t := prepares[name](ctx, e)
+		t := prepareOf(name)(ctx, e)
 		t.name = name
 		if t.skipped != "" {
 			logf("skipping %s: %s", name, t.skipped)
@@ -71,6 +72,15 @@ var prepares = map[string]func(ctx context.Context, e *env) *target{
 	"caddy":       prepareCaddy,
 	"stdproxy":    prepareStdproxy,
 	"switchboard": prepareSwitchboard,
+}
+
+// prepareOf returns how to prepare the named target, nil if none:
+// switchboard@COMMIT is switchboard built from that commit.
+func prepareOf(name string) func(ctx context.Context, e *env) *target {
+	if rev, ok := strings.CutPrefix(name, "switchboard@"); ok && rev != "" {
+		return func(ctx context.Context, e *env) *target { return prepareSwitchboardAt(ctx, e, rev) }
+	}
+	return prepares[name]
 }
 
 // defaultTargets is the order of the first round; later rounds rotate it.
@@ -309,6 +319,35 @@ func prepareSwitchboard(_ context.Context, e *env) *target {
 			"everything else at its defaults: upstream keep-alive is always on, " +
 			"`max_idle_per_endpoint` 64, `idle_conn_timeout` 4 s, caller `idle_timeout` 60 s."}
 	t.argv = func(_ *env, conf string) []string { return []string{t.bin, "serve", "--config", conf} }
+	return t
+}
+
+// prepareSwitchboardAt is switchboard as of commit rev, built from a copy
+// of that commit's tree (git archive), configured as prepareSwitchboard.
+func prepareSwitchboardAt(ctx context.Context, e *env, rev string) *target {
+	src := filepath.Join(e.dir, "src-"+rev)
+	t := &target{}
+	out, err := exec.CommandContext(ctx, "git", "-C", e.root, "rev-parse", "--short", rev+"^{commit}").Output()
+	if err != nil {
+		t.skipped = fmt.Sprintf("no commit %q", rev)
+		return t
+	}
+	commit := strings.TrimSpace(string(out))
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.skipped = err.Error()
+		return t
+	}
+	archive := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive "$2" | tar -x -C "$3"`, "sh", e.root, commit, src)
+	if b, err := archive.CombinedOutput(); err != nil {
+		t.skipped = fmt.Sprintf("git archive %s: %v: %s", commit, err, b)
+		return t
+	}
+	bin, err := benchkit.GoBuild(ctx, src, e.dir, "switchboard-"+commit, "./cmd/switchboard")
+	if err != nil {
+		t.skipped = err.Error()
+		return t
+	}
+	t = prepareSwitchboard(ctx, &env{switchboard: bin, commit: commit})
 	return t
 }
 

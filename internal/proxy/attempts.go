@@ -309,7 +309,11 @@ type try struct {
 	outHdr http.Header
 	fwd    [3]string // X-Forwarded-* values
 	trace  httptrace.ClientTrace
-	resMem upstream.ResponseMem // the response, when the pool's own transport reads it
+	// resMem holds the response, when the pool's own transport reads it.
+	// Every call on the response and its body is made by the exchange's
+	// goroutine before the try is recycled (or by a hedge's goroutine,
+	// whose try never is), as ResponseMem requires.
+	resMem upstream.ResponseMem
 	// leaseMem is the lease of an attempt newTry makes (a hedge's is
 	// allocated), reused with the try: recycle runs only once nothing
 	// can release it any more.

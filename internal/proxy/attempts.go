@@ -161,7 +161,7 @@ func (ex *exchange) send(tr *try, t *table) (*http.Response, error) {
 				lease.Release(upstream.ResultIgnore)
 				continue
 			}
-			hedge = ex.startTry(lease)
+			hedge = ex.startTry(tries.Get().(*try), lease)
 			hedge.hedge = true
 			pending++
 			ex.h.metrics.Retry(ex.route.name, "hedge")
@@ -309,7 +309,15 @@ type try struct {
 	outHdr http.Header
 	fwd    [3]string // X-Forwarded-* values
 	trace  httptrace.ClientTrace
-	resMem upstream.ResponseMem // the response, when the pool's own transport reads it
+	// resMem holds the response, when the pool's own transport reads it.
+	// Every call on the response and its body is made by the exchange's
+	// goroutine before the try is recycled (or by a hedge's goroutine,
+	// whose try never is), as ResponseMem requires.
+	resMem upstream.ResponseMem
+	// leaseMem is the lease of an attempt newTry makes (a hedge's is
+	// allocated), reused with the try: recycle runs only once nothing
+	// can release it any more.
+	leaseMem upstream.Lease
 
 	wroteHeaders func() // tr.onWroteHeaders, for trace
 }
@@ -318,7 +326,7 @@ type try struct {
 type tryState struct {
 	dial     upstream.DialControl
 	endpoint *upstream.Endpoint
-	lease    *upstream.Lease
+	lease    *upstream.Lease // &leaseMem, or a hedge's own
 	result   upstream.Result // for passive health, set once known
 	hedge    bool            // sent while another attempt was still waiting
 	start    time.Time
@@ -403,21 +411,21 @@ func (ex *exchange) newTry() *try {
 		}
 	}
 	ex.phase = hangup.Queued
-	lease, err := ex.route.pool.Acquire(ex.ctx, avoid)
-	if err != nil {
+	tr := tries.Get().(*try)
+	if err := ex.route.pool.AcquireInto(ex.ctx, avoid, &tr.leaseMem); err != nil {
+		tries.Put(tr) // not started: nothing else has seen it
 		ex.unavailable(err)
 		return nil
 	}
 	ex.phase = hangup.PhaseNone
-	tr := ex.startTry(lease)
+	ex.startTry(tr, &tr.leaseMem)
 	ex.try, ex.endpoint, ex.tryLogged = tr, tr.endpoint, false
 	return tr
 }
 
-// startTry starts an attempt on lease's endpoint and arms its per-try
-// timeout.
-func (ex *exchange) startTry(lease *upstream.Lease) *try {
-	tr := tries.Get().(*try)
+// startTry starts tr, a try fresh from tries, as an attempt on lease's
+// endpoint and arms its per-try timeout.
+func (ex *exchange) startTry(tr *try, lease *upstream.Lease) *try {
 	tr.start, tr.route, tr.lease, tr.endpoint = time.Now(), ex.route, lease, lease.Endpoint
 	tr.ctx.Start(ex.ctx)
 	tr.dial = upstream.DialControl{Abort: &tr.ctx, Timeout: ex.route.connect}

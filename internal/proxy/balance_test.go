@@ -179,6 +179,54 @@ func TestEndpointLimitQueue(t *testing.T) {
 	}
 }
 
+// A request queued for a slot gets it when the attempt holding it ends,
+// and every request gives its slot back: later ones, made by attempts that
+// reuse their memory, are served at once.
+func TestEndpointLimitQueueServed(t *testing.T) {
+	release := make(chan struct{})
+	up := newScripted(t, func(_ int, r *http.Request) string {
+		if r.URL.Path == "/hold" {
+			<-release
+		}
+		return ok200
+	})
+	defer close(release)
+	h := start(t, "", routeOpts{upstream: up.URL,
+		poolExtra: "    max_conns_per_endpoint: 1\n    queue_timeout: 2s\n"})
+	held := make(chan int, 1)
+	go func() {
+		status, _ := send(t, h1Client(t), "GET", h.url("/hold"), "")
+		held <- status
+	}()
+	deadline := time.Now().Add(wait)
+	for up.count("/hold") == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	queued := make(chan int, 1)
+	go func() {
+		status, _ := send(t, h1Client(t), "GET", h.url("/queued"), "")
+		queued <- status
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if n := up.count("/queued"); n != 0 {
+		t.Fatalf("the queued request reached the upstream %d times while the slot was held", n)
+	}
+	release <- struct{}{}
+	if status := recv(t, held, "held request"); status != 200 {
+		t.Fatalf("held request: %d", status)
+	}
+	if status := recv(t, queued, "queued request"); status != 200 {
+		t.Fatalf("queued request: %d", status)
+	}
+	c := h1Client(t)
+	for i := range 20 {
+		// A slot not given back would queue this one into a 503.
+		if status, _ := send(t, c, "GET", h.url("/after"), ""); status != 200 {
+			t.Fatalf("request %d after the queue: %d", i, status)
+		}
+	}
+}
+
 // least_outstanding sends new requests away from an endpoint that is busy.
 func TestLeastOutstanding(t *testing.T) {
 	release := make(chan struct{})

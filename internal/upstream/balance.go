@@ -69,6 +69,12 @@ func (r Result) String() string {
 
 // Lease is one attempt's claim on an endpoint, from [Pool.Acquire] until
 // [Lease.Release].
+//
+// [Pool.AcquireInto] builds a lease in memory its caller owns, so that a
+// caller making attempt after attempt allocates none. Such a lease may be
+// acquired into again only once nothing can call its Release any more:
+// Release's "only the first call counts" holds for one use, and a late
+// Release from the last use would end the next one.
 type Lease struct {
 	Endpoint *Endpoint
 
@@ -107,8 +113,19 @@ func (l *Lease) Release(r Result) {
 // with [ErrNoEndpoint]. If ctx ends first, Acquire returns
 // cancelctx.Cause(ctx) at once and leaves the queue.
 func (p *Pool) Acquire(ctx context.Context, avoid []*Endpoint) (*Lease, error) {
+	l := new(Lease)
+	if err := p.AcquireInto(ctx, avoid, l); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// AcquireInto is Acquire building the lease in l instead of allocating one;
+// see [Lease] for when l may be reused. On an error l holds no slot (it may
+// hold a lease already released) and must not be released.
+func (p *Pool) AcquireInto(ctx context.Context, avoid []*Endpoint, l *Lease) error {
 	if ctx.Err() != nil {
-		return nil, cancelctx.Cause(ctx)
+		return cancelctx.Cause(ctx)
 	}
 	p.mu.Lock()
 	now := p.now()
@@ -117,22 +134,22 @@ func (p *Pool) Acquire(ctx context.Context, avoid []*Endpoint) (*Lease, error) {
 	if p.waiters.Len() == 0 {
 		e, avail := p.pickLocked(now, avoid)
 		if e != nil {
-			l := p.leaseLocked(e)
+			p.leaseLocked(e, l)
 			p.mu.Unlock()
-			return l, nil
+			return nil
 		}
 		if avail == 0 {
 			p.mu.Unlock()
-			return nil, p.noEndpointError()
+			return p.noEndpointError()
 		}
 	}
 	if p.waiters.Len() >= p.maxQueue {
 		p.mu.Unlock()
-		return nil, &acquireError{p.Name, fmt.Sprintf(
+		return &acquireError{p.Name, fmt.Sprintf(
 			"all endpoints at max_conns_per_endpoint %d and %d attempts queued",
 			p.maxConns, p.maxQueue), ErrQueueFull}
 	}
-	w := p.enqueueLocked(avoid)
+	w := p.enqueueLocked(avoid, l)
 	p.mu.Unlock()
 	return p.wait(ctx, w)
 }
@@ -150,7 +167,9 @@ func (p *Pool) TryAcquire(avoid []*Endpoint) *Lease {
 	if e == nil {
 		return nil
 	}
-	return p.leaseLocked(e)
+	l := new(Lease)
+	p.leaseLocked(e, l)
+	return l
 }
 
 func (p *Pool) noEndpointError() error {
@@ -158,10 +177,10 @@ func (p *Pool) noEndpointError() error {
 		len(p.endpoints)), ErrNoEndpoint}
 }
 
-// leaseLocked reserves a slot on e.
-func (p *Pool) leaseLocked(e *Endpoint) *Lease {
+// leaseLocked reserves a slot on e, held by l from now on.
+func (p *Pool) leaseLocked(e *Endpoint, l *Lease) {
 	e.st.outstanding++
-	return &Lease{Endpoint: e, pool: p}
+	*l = Lease{Endpoint: e, pool: p}
 }
 
 // pickLocked chooses an endpoint with a free slot by the balance policy,

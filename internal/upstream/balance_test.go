@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/switchboard-proxy/switchboard/internal/config"
@@ -186,6 +187,32 @@ func TestLeaseOutstanding(t *testing.T) {
 	b.Release(ResultIgnore)
 	if got := p.Endpoints()[0].Outstanding; got != 0 {
 		t.Fatalf("outstanding = %d, want 0", got)
+	}
+}
+
+// A lease acquired again and again into the same memory counts each use's
+// Release once, however many goroutines release it at the same time.
+func TestAcquireIntoReuse(t *testing.T) {
+	p := newTestPool(t, config.Pool{Endpoints: weighted(1), MaxConnsPerEndpoint: 1,
+		Health: config.Health{Passive: config.PassiveHealth{ConsecutiveFailures: 1000}}})
+	var l Lease
+	for i := range 100 {
+		if err := p.AcquireInto(t.Context(), nil, &l); err != nil {
+			t.Fatalf("use %d: AcquireInto: %v", i, err)
+		}
+		if got := p.Endpoints()[0].Outstanding; got != 1 {
+			t.Fatalf("use %d: outstanding = %d, want 1", i, got)
+		}
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Go(func() { l.Release(Result5xx) })
+		}
+		wg.Wait()
+		st := p.Endpoints()[0]
+		if st.Outstanding != 0 || st.ConsecutiveFailures != i+1 {
+			t.Fatalf("use %d: outstanding %d, failures %d after triple release; want 0, %d",
+				i, st.Outstanding, st.ConsecutiveFailures, i+1)
+		}
 	}
 }
 

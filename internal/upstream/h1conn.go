@@ -209,7 +209,14 @@ func (pc *h1Conn) send(ctx context.Context, r *h1Request, trace *httptrace.Clien
 		pc.finish(stop, keep, br, trace, w)
 		return res, nil
 	}
-	res.Body = &h1Body{pc: pc, br: br, src: res.Body, ctx: ctx, stop: stop, trace: trace, w: w, keep: keep}
+	var b *h1Body
+	if r.mem != nil {
+		b = &r.mem.body // the caller is done with its last use; see ResponseMem
+	} else {
+		b = new(h1Body)
+	}
+	*b = h1Body{pc: pc, br: br, src: res.Body, ctx: ctx, stop: stop, trace: trace, w: w, keep: keep}
+	res.Body = b
 	return res, nil
 }
 
@@ -322,6 +329,13 @@ func (e *canceledError) Unwrap() error { return e.cause }
 // h1Body is a response body read from its connection. At its end the
 // connection goes back to the idle list; closed early, or failing, the
 // connection is closed. Close may be called concurrently with Read.
+//
+// With a ResponseMem it lives there, and send sets every field afresh for
+// each response. Once the body is done or closed, a second Close does
+// nothing and a Read returns io.EOF, the body's error or errBodyClosed,
+// touching neither the connection (by then another request's, or closed)
+// nor the reader. A call that came after the next request reset it would
+// act on that request's body: the ResponseMem contract rules that out.
 type h1Body struct {
 	pc    *h1Conn
 	br    *bufio.Reader

@@ -19,9 +19,10 @@ import (
 // than once (see shouldReplay).
 type h1Request struct {
 	req     *http.Request
-	head    *[]byte   // the encoded head, from headPool
-	body    io.Reader // nil: no body
-	length  int64     // body bytes when not chunked
+	mem     *ResponseMem // the caller's room for the response; nil: none
+	head    *[]byte      // the encoded head, from headPool
+	body    io.Reader    // nil: no body
+	length  int64        // body bytes when not chunked
 	chunked bool
 	trailer http.Header // sent after a chunked body
 	// prefix holds body bytes read before the head was encoded (see
@@ -58,8 +59,16 @@ var copyPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // newH1Request checks req and encodes its head. Nothing is sent: a request
 // the transport refuses (an invalid header field, a bad Host) fails here,
 // before a connection is even taken. The returned request must be released.
-func newH1Request(req *http.Request) (*h1Request, error) {
-	r := &h1Request{req: req, head: headPool.Get().(*[]byte), closer: req.Body}
+// With m, the caller's ResponseMem (nil for none), the response is built in
+// m, and so is the request if it has no body.
+func newH1Request(req *http.Request, m *ResponseMem) (*h1Request, error) {
+	var r *h1Request
+	if m != nil && (req.Body == nil || req.Body == http.NoBody) {
+		r = &m.req
+	} else {
+		r = new(h1Request)
+	}
+	*r = h1Request{req: req, mem: m, head: headPool.Get().(*[]byte), closer: req.Body}
 	if err := r.frame(); err != nil {
 		r.release()
 		return nil, err

@@ -84,7 +84,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeRequestBody(req)
 		return nil, cancelctx.Cause(ctx)
 	}
-	r, err := newH1Request(req)
+	r, err := newH1Request(req, responseMemFrom(ctx))
 	if err != nil {
 		closeRequestBody(req)
 		return nil, err

@@ -906,63 +906,73 @@ func TestH1Replay(t *testing.T) {
 		{"DELETE", "DELETE", "", false, false}, // net/http's rule: only GET HEAD OPTIONS TRACE
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var mu sync.Mutex
-			seen := 0 // requests of the method under test that reached the upstream
-			up := hanguptest.NewUpstream(t, func(c *hanguptest.ServerConn) {
-				for n := 0; ; n++ {
-					req, err := c.ReadRequest()
-					if err != nil {
-						return
-					}
-					b, _ := io.ReadAll(req.Body)
-					if req.URL.Path == "/test" {
-						mu.Lock()
-						seen++
-						if tt.body != "" && string(b) != "payload" {
-							t.Errorf("upstream got body %q", b)
+		for _, withMem := range []bool{false, true} {
+			name := tt.name
+			if withMem {
+				name += ", ResponseMem" // a bodyless request lives in it
+			}
+			t.Run(name, func(t *testing.T) {
+				ctx := t.Context()
+				if withMem {
+					ctx = memContext(ctx, new(ResponseMem))
+				}
+				var mu sync.Mutex
+				seen := 0 // requests of the method under test that reached the upstream
+				up := hanguptest.NewUpstream(t, func(c *hanguptest.ServerConn) {
+					for n := 0; ; n++ {
+						req, err := c.ReadRequest()
+						if err != nil {
+							return
 						}
-						mu.Unlock()
+						b, _ := io.ReadAll(req.Body)
+						if req.URL.Path == "/test" {
+							mu.Lock()
+							seen++
+							if tt.body != "" && string(b) != "payload" {
+								t.Errorf("upstream got body %q", b)
+							}
+							mu.Unlock()
+						}
+						if n == 1 {
+							// The second request on the first connection: the
+							// keep-alive race, the upstream closes instead.
+							c.CloseFIN()
+							return
+						}
+						c.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 					}
-					if n == 1 {
-						// The second request on the first connection: the
-						// keep-alive race, the upstream closes instead.
-						c.CloseFIN()
-						return
-					}
-					c.Write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				})
+				tr := newH1(t, 0, 0)
+				var l traceLog
+				mustDo(t, tr, newRequest(t, ctx, &l, "GET", up.URL+"/warm", nil), "ok")
+				var body io.Reader
+				switch tt.body {
+				case "once":
+					body = struct{ io.Reader }{strings.NewReader("payload")} // no GetBody
+				case "again":
+					body = strings.NewReader("payload") // NewRequest sets GetBody
+				}
+				req := newRequest(t, ctx, &l, tt.method, up.URL+"/test", body)
+				if tt.key {
+					req.Header.Set("Idempotency-Key", "k1")
+				}
+				_, _, err := do(t, tr, req)
+				if tt.replayed != (err == nil) {
+					t.Fatalf("error %v, want replayed %v", err, tt.replayed)
+				}
+				if want := map[bool]int{true: 3, false: 2}[tt.replayed]; l.gotConns() != want {
+					t.Errorf("%d GotConn, want %d", l.gotConns(), want)
+				}
+				if err != nil && hangup.Classify(err) != hangup.FIN {
+					t.Errorf("Classify(%v) = %v, want fin", err, hangup.Classify(err))
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if want := map[bool]int{true: 2, false: 1}[tt.replayed]; seen != want {
+					t.Errorf("upstream saw the request %d times, want %d", seen, want)
 				}
 			})
-			tr := newH1(t, 0, 0)
-			var l traceLog
-			mustDo(t, tr, newRequest(t, t.Context(), &l, "GET", up.URL+"/warm", nil), "ok")
-			var body io.Reader
-			switch tt.body {
-			case "once":
-				body = struct{ io.Reader }{strings.NewReader("payload")} // no GetBody
-			case "again":
-				body = strings.NewReader("payload") // NewRequest sets GetBody
-			}
-			req := newRequest(t, t.Context(), &l, tt.method, up.URL+"/test", body)
-			if tt.key {
-				req.Header.Set("Idempotency-Key", "k1")
-			}
-			_, _, err := do(t, tr, req)
-			if tt.replayed != (err == nil) {
-				t.Fatalf("error %v, want replayed %v", err, tt.replayed)
-			}
-			if want := map[bool]int{true: 3, false: 2}[tt.replayed]; l.gotConns() != want {
-				t.Errorf("%d GotConn, want %d", l.gotConns(), want)
-			}
-			if err != nil && hangup.Classify(err) != hangup.FIN {
-				t.Errorf("Classify(%v) = %v, want fin", err, hangup.Classify(err))
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if want := map[bool]int{true: 2, false: 1}[tt.replayed]; seen != want {
-				t.Errorf("upstream saw the request %d times, want %d", seen, want)
-			}
-		})
+		}
 	}
 }
 

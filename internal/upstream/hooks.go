@@ -41,17 +41,25 @@ func traceFrom(ctx context.Context) *httptrace.ClientTrace {
 type responseMemKey struct{}
 
 // ResponseMem is room for the response to one request of the pool's own
-// HTTP/1.1 transport: its http.Response, header map and body framing. A
-// caller that sends request after request, one at a time, keeps one and
-// passes it with RequestContext, and the transport builds the response in
-// it instead of allocating one. The caller must be done with the last
-// response, body closed, before it sends the next request with the same
-// ResponseMem.
+// HTTP/1.1 transport: its http.Response, header map, body framing and
+// body, and the transport's state for a bodyless request. A caller that
+// sends request after request, one at a time, keeps one and passes it
+// with RequestContext, and the transport builds the response in it instead
+// of allocating one. The caller must be done with the last response, body
+// closed, before it sends the next request with the same ResponseMem: no
+// call on the last response or its body may still run, or come later.
+// (Until then a second Close or a Read after Close is harmless, as on any
+// response.)
 type ResponseMem struct {
 	res    http.Response
 	header http.Header
 	values []string
 	length lengthBody
+	body   h1Body
+	// req is the request's transport state when it has no body: no
+	// bodyWriter, which may outlive the exchange, ever holds it, and
+	// nothing refers to it once RoundTrip returns.
+	req h1Request
 }
 
 func responseMemFrom(ctx context.Context) *ResponseMem {

@@ -12,21 +12,21 @@ import (
 // waiter is an Acquire waiting in the pool's queue for an endpoint slot.
 type waiter struct {
 	avoid []*Endpoint
-	// grant receives the waiter's lease or error, exactly once. It is
-	// buffered so the dispatcher, which sends holding Pool.mu, never
-	// blocks on a waiter that has not reached its receive yet.
-	grant chan grant
+	// lease is where the dispatcher builds the waiter's lease, under
+	// Pool.mu and only while the waiter is queued.
+	lease *Lease
+	// grant receives, exactly once, nil once lease holds a slot, or the
+	// error the wait failed with. It is buffered so the dispatcher,
+	// which sends holding Pool.mu, never blocks on a waiter that has not
+	// reached its receive yet.
+	grant chan error
 	elem  *list.Element // in Pool.waiters; nil once dispatched or gone, guarded by Pool.mu
 }
 
-type grant struct {
-	lease *Lease
-	err   error
-}
-
-// enqueueLocked puts a new waiter at the back of the queue.
-func (p *Pool) enqueueLocked(avoid []*Endpoint) *waiter {
-	w := &waiter{avoid: avoid, grant: make(chan grant, 1)}
+// enqueueLocked puts a new waiter, whose lease is to be built in l, at the
+// back of the queue.
+func (p *Pool) enqueueLocked(avoid []*Endpoint, l *Lease) *waiter {
+	w := &waiter{avoid: avoid, lease: l, grant: make(chan error, 1)}
 	w.elem = p.waiters.PushBack(w)
 	p.wakeAtEjectionEndLocked(p.now())
 	return w
@@ -61,38 +61,38 @@ func (p *Pool) wakeAtEjectionEndLocked(now time.Time) {
 	})
 }
 
-// wait blocks until w is granted a slot, ctx ends or the queue timeout
-// passes.
-func (p *Pool) wait(ctx context.Context, w *waiter) (*Lease, error) {
+// wait blocks until w is granted a slot, in w.lease, ctx ends or the queue
+// timeout passes.
+func (p *Pool) wait(ctx context.Context, w *waiter) error {
 	timer := time.NewTimer(p.queueTimeout)
 	defer timer.Stop()
 	select {
-	case g := <-w.grant:
-		if ctx.Err() != nil {
+	case err := <-w.grant:
+		if err == nil && ctx.Err() != nil {
 			// Granted just as the caller left: the slot is not
 			// ours to keep.
-			g.lease.Release(ResultIgnore)
-			return nil, cancelctx.Cause(ctx)
+			w.lease.Release(ResultIgnore)
+			return cancelctx.Cause(ctx)
 		}
-		return g.lease, g.err
+		return err
 	case <-ctx.Done():
-		if g, ok := p.leave(w); ok {
-			g.lease.Release(ResultIgnore)
+		if dispatched, err := p.leave(w); dispatched && err == nil {
+			w.lease.Release(ResultIgnore)
 		}
-		return nil, cancelctx.Cause(ctx)
+		return cancelctx.Cause(ctx)
 	case <-timer.C:
-		if g, ok := p.leave(w); ok {
-			return g.lease, g.err // granted as the time ran out: take it
+		if dispatched, err := p.leave(w); dispatched {
+			return err // granted as the time ran out: take it
 		}
-		return nil, &acquireError{p.Name, fmt.Sprintf("no endpoint slot within queue_timeout %v",
+		return &acquireError{p.Name, fmt.Sprintf("no endpoint slot within queue_timeout %v",
 			p.queueTimeout), ErrQueueTimeout}
 	}
 }
 
 // leave takes w out of the queue. If w was dispatched meanwhile, leave
-// returns its grant instead, so a slot handed to a departing waiter can be
-// passed on rather than lost.
-func (p *Pool) leave(w *waiter) (grant, bool) {
+// reports it, with its grant (nil: w.lease holds a slot), so that a slot
+// handed to a departing waiter can be passed on rather than lost.
+func (p *Pool) leave(w *waiter) (dispatched bool, grant error) {
 	p.mu.Lock()
 	queued := w.elem != nil
 	if queued {
@@ -101,9 +101,9 @@ func (p *Pool) leave(w *waiter) (grant, bool) {
 	}
 	p.mu.Unlock()
 	if queued {
-		return grant{}, false
+		return false, nil
 	}
-	return <-w.grant, true
+	return true, <-w.grant
 }
 
 // dispatchLocked hands free endpoint slots to queued waiters, first come
@@ -120,9 +120,10 @@ func (p *Pool) dispatchLocked(now time.Time) {
 		p.waiters.Remove(w.elem)
 		w.elem = nil
 		if e == nil {
-			w.grant <- grant{err: p.noEndpointError()}
+			w.grant <- p.noEndpointError()
 			continue
 		}
-		w.grant <- grant{lease: p.leaseLocked(e)}
+		p.leaseLocked(e, w.lease)
+		w.grant <- nil
 	}
 }

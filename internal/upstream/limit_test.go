@@ -75,6 +75,48 @@ func TestQueueWaitsForRelease(t *testing.T) {
 	})
 }
 
+// A queued AcquireInto gets its slot in the caller's memory once one is
+// released; one whose caller leaves first holds none, and the memory is
+// good for the next use.
+func TestQueueAcquireInto(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := limitedPool(t, config.Pool{})
+		held := mustAcquire(t, p)
+		var l Lease
+		ctx, cancel := context.WithCancelCause(t.Context())
+		left := make(chan error, 1)
+		go func() { left <- p.AcquireInto(ctx, nil, &l) }()
+		synctest.Wait()
+		cancel(errCallerGone)
+		if err := <-left; !errors.Is(err, errCallerGone) {
+			t.Fatalf("leaving waiter: %v, want errCallerGone", err)
+		}
+
+		got := make(chan error, 1)
+		go func() { got <- p.AcquireInto(t.Context(), nil, &l) }()
+		synctest.Wait()
+		if n := queued(p); n != 1 {
+			t.Fatalf("queued = %d, want 1", n)
+		}
+		held.Release(ResultOK)
+		if err := <-got; err != nil || l.Endpoint != p.endpoints[0] {
+			t.Fatalf("waiter: %v on %v, want the endpoint", err, l.Endpoint)
+		}
+		if o := p.Endpoints()[0].Outstanding; o != 1 {
+			t.Fatalf("outstanding = %d, want 1", o)
+		}
+		l.Release(ResultOK)
+		l.Release(ResultOK)
+		if o := p.Endpoints()[0].Outstanding; o != 0 {
+			t.Fatalf("outstanding = %d, want 0", o)
+		}
+		if err := p.AcquireInto(t.Context(), nil, &l); err != nil {
+			t.Fatalf("AcquireInto again: %v", err)
+		}
+		l.Release(ResultOK)
+	})
+}
+
 // A waiter gives up after queue_timeout (default 1s).
 func TestQueueTimeout(t *testing.T) {
 	tests := []struct {
@@ -191,15 +233,16 @@ func TestQueueCallerLeavesAsGranted(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			p := limitedPool(t, config.Pool{})
 			held := mustAcquire(t, p)
+			var l Lease
 			p.mu.Lock()
-			w := p.enqueueLocked(nil)
+			w := p.enqueueLocked(nil, &l)
 			p.mu.Unlock()
 			next := acquireAsync(t.Context(), p)
 			held.Release(ResultOK) // granted to w
 			ctx, cancel := context.WithCancelCause(t.Context())
 			cancel(errCallerGone)
-			if l, err := p.wait(ctx, w); !errors.Is(err, errCallerGone) || l != nil {
-				t.Fatalf("leaving waiter: %v, %v; want errCallerGone", l, err)
+			if err := p.wait(ctx, w); !errors.Is(err, errCallerGone) {
+				t.Fatalf("leaving waiter: %v; want errCallerGone", err)
 			}
 			got := <-next
 			if got.err != nil {

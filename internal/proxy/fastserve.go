@@ -24,10 +24,7 @@ import (
 // with fastConn's own loop instead of net/http's: it reads a request head
 // into a pooled buffer, builds the *http.Request, and runs the Handler on
 // the connection's goroutine with a light ResponseWriter (fastResponse).
-// For longIdle after an answer, the connection keeps its read buffer and
-// the goroutine that served it, for the next request a keep-alive caller
-// usually sends soon; a connection idle longer holds no buffer, only a
-// fresh goroutine and a few words.
+// An idle connection holds no buffer, only its goroutine and a few words.
 //
 // Heads are parsed by internal/h1, which refuses everything net/http's
 // server refuses and the framing ambiguities behind request smuggling
@@ -40,9 +37,6 @@ import (
 // Rule R1 holds as in net/http: once a request's body has been read whole,
 // a background read watches the caller's socket while the handler runs,
 // and a hang-up (EOF or reset) cancels the request's context at once.
-// Once the request is answered, that read goes on as the wait for the
-// next request, into the connection's reader: one read per request, and
-// no interrupt.
 
 // fastServer serves the cleartext HTTP/1 connections of one server.
 type fastServer struct {
@@ -157,13 +151,14 @@ type fastConn struct {
 
 	br    *bufio.Reader // while serving
 	bw    *bufio.Writer // while serving
-	src   fastSource    // br's source: the byte a long idle wait took, then c
-	first [1]byte       // a byte read ahead of br by a long idle wait
+	src   fastSource    // br's source: the byte the idle read took, then c
+	first [1]byte       // a byte read ahead of br by the idle read or the watcher
 	has   bool          // first holds a byte
 
-	rq        *fastReq   // while serving
-	bigReader bool       // br holds a head too large for the pool's readers
-	watching  bool       // a watcher runs; its result is still to be taken
+	rq        *fastReq // while serving
+	bigReader bool     // br holds a head too large for the pool's readers
+	watching  bool     // a watcher runs; its result is still to be taken
+	wbyte     [1]byte
 	watchRes  chan error // the watcher's result; capacity 1
 	wmu       sync.Mutex
 	wctx      *cancelctx.Ctx // under wmu: the request the watcher cancels on a hang-up, nil once answered
@@ -196,20 +191,19 @@ func (fc *fastConn) serve() {
 		if moved {
 			return
 		}
+		fc.release()
 		if !handed {
 			fc.c.Close()
 		}
 		if fc.watching {
 			<-fc.watchRes // the close ended its read
-			fc.watching = false
 		}
-		fc.release()
 		fc.fs.forget(fc)
 	}()
 	fc.src.fc = fc
 	srv := fc.fs.srv.http
 	for {
-		if fc.watching || !fc.has && (fc.br == nil || fc.br.Buffered() == 0) {
+		if !fc.has && (fc.br == nil || fc.br.Buffered() == 0) {
 			fc.release()
 			switch fc.awaitRequest(srv.IdleTimeout, srv.ReadHeaderTimeout) {
 			case awaitEnded:
@@ -264,14 +258,13 @@ const (
 )
 
 // longIdle is how long the goroutine that served a connection's request
-// waits for the next, keeping the connection's reader, before it hands the
-// wait to a fresh one that keeps nothing.
+// waits for the next before it hands the wait to a fresh one.
 const longIdle = 250 * time.Millisecond
 
-// awaitRequest waits for the first bytes of the next request (see
-// readFirst), for at most idle (the first request: readHeader) from the
-// start of the wait, but in a goroutine that has served a request for at
-// most longIdle.
+// awaitRequest waits for the first byte of the next request without
+// holding a buffer, for at most idle (the first request: readHeader) from
+// the start of the wait, but in a goroutine that has served a request for
+// at most longIdle.
 func (fc *fastConn) awaitRequest(idle, readHeader time.Duration) int {
 	now := time.Now()
 	if !fc.waiting {
@@ -297,37 +290,32 @@ func (fc *fastConn) awaitRequest(idle, readHeader time.Duration) int {
 		short = false
 	}
 	fc.c.SetReadDeadline(deadline)
-	err := fc.readFirst()
-	if short && errors.Is(err, os.ErrDeadlineExceeded) && fc.state.Load() == fcIdle {
+	n, err := fc.readFirst()
+	if short && n == 0 && errors.Is(err, os.ErrDeadlineExceeded) && fc.state.Load() == fcIdle {
 		fc.moved = true
 		fc.recent = h1.Recent{} // an idle connection keeps nothing
 		return awaitLong
 	}
-	if !fc.state.CompareAndSwap(fcIdle, fcActive) || err != nil {
+	if !fc.state.CompareAndSwap(fcIdle, fcActive) || err != nil || n == 0 {
 		return awaitEnded
 	}
-	fc.waiting, fc.moved = false, false
+	fc.has, fc.waiting, fc.moved = true, false, false
 	return awaitGot
 }
 
-// readFirst waits for the first bytes of the next request. A watcher
-// still reading on from the last request (see serveRequest) reads them
-// into the connection's reader: its read is this wait. Otherwise the
-// connection holds no buffer, and one byte is read into fc.first.
-func (fc *fastConn) readFirst() error {
-	if fc.watching {
-		fc.watching = false
-		return <-fc.watchRes
+// readFirst reads the first byte of the next request into fc.first. A
+// watcher still reading on from the last request (see serveRequest) reads
+// it: its read is this wait.
+func (fc *fastConn) readFirst() (int, error) {
+	if !fc.watching {
+		return fc.c.Read(fc.first[:])
 	}
-	n, err := fc.c.Read(fc.first[:])
-	if n == 1 {
-		fc.has = true
-		return nil
+	fc.watching = false
+	if err := <-fc.watchRes; err != nil {
+		return 0, err
 	}
-	if err == nil {
-		err = io.ErrNoProgress
-	}
-	return err
+	fc.first[0] = fc.wbyte[0]
+	return 1, nil
 }
 
 // What readHead found.
@@ -431,13 +419,8 @@ func (fc *fastConn) handOff() bool {
 	return true
 }
 
-// release returns the connection's buffers to their pools; the reader
-// stays while a watcher reads into it.
+// release returns the connection's buffers to their pools.
 func (fc *fastConn) release() {
-	if fc.watching {
-		fc.releaseRequest()
-		return
-	}
 	if fc.bigReader && fc.br != nil && fc.br.Buffered() == 0 {
 		fc.br, fc.bigReader = nil, false
 	}
@@ -446,11 +429,6 @@ func (fc *fastConn) release() {
 		fastReaders.Put(fc.br)
 		fc.br = nil
 	}
-	fc.releaseRequest()
-}
-
-// releaseRequest returns the writer and the request's state to their pools.
-func (fc *fastConn) releaseRequest() {
 	if fc.bw != nil {
 		fc.bw.Reset(nil)
 		fastWriters.Put(fc.bw)
@@ -696,17 +674,21 @@ func (fc *fastConn) startWatch() {
 	go fc.watchFn()
 }
 
-// watch reads from the caller into the connection's reader, which nothing
-// else reads meanwhile: the start of its next request, or the hang-up that
-// cancels the current one if it is still unanswered.
+// watch reads one byte from the caller: the start of its next request, or
+// the hang-up that cancels the current one if it is still unanswered.
 func (fc *fastConn) watch() {
-	_, err := fc.br.Peek(1)
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+	n, err := fc.c.Read(fc.wbyte[:])
+	if n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		fc.wmu.Lock()
 		if fc.wctx != nil {
 			fc.wctx.Cancel(nil)
 		}
 		fc.wmu.Unlock()
+	}
+	if n == 1 {
+		err = nil
+	} else if err == nil {
+		err = io.ErrNoProgress
 	}
 	fc.watchRes <- err
 }
@@ -730,7 +712,10 @@ func (fc *fastConn) stopWatch() {
 	fc.c.SetReadDeadline(aLongTimeAgo)
 	err := <-fc.watchRes
 	fc.c.SetReadDeadline(time.Time{})
-	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+	switch {
+	case err == nil:
+		fc.first[0], fc.has = fc.wbyte[0], true
+	case !errors.Is(err, os.ErrDeadlineExceeded):
 		fc.dead = true
 	}
 }

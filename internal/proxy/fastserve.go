@@ -258,8 +258,13 @@ const (
 )
 
 // longIdle is how long the goroutine that served a connection's request
-// waits for the next before it hands the wait to a fresh one.
-const longIdle = 250 * time.Millisecond
+// waits for the next before it hands the wait to a fresh one. Until then
+// the connection keeps that goroutine's grown stack (8 KiB) and its
+// watcher's; a keep-alive caller that sends again within longIdle costs no
+// new goroutine. Every connection that was answered in the last longIdle
+// holds that much, so a burst of new connections peaks at about
+// (connections per second) × longIdle × 10 KiB.
+const longIdle = 50 * time.Millisecond
 
 // awaitRequest waits for the first byte of the next request without
 // holding a buffer, for at most idle (the first request: readHeader) from

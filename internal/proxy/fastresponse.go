@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/switchboard-proxy/switchboard/internal/h1"
@@ -225,6 +226,37 @@ func (w *fastResponse) failed(err error) error {
 		w.fc.dead = true
 	}
 	return w.err
+}
+
+// rawBody readies the response for its next n body bytes to be written
+// straight to the caller's socket (spliceBody): the head and all before it
+// are flushed. It returns a nil socket, and nothing changed, if the
+// response cannot take them so: not n bytes left of a declared length, or
+// not a TCP socket. An error means the caller's side ended.
+func (w *fastResponse) rawBody(n int64) (syscall.RawConn, error) {
+	if !w.wrote || w.err != nil || w.noBody || w.chunked || w.cl < 0 || w.cl-w.n < n {
+		return nil, w.err
+	}
+	rc := w.fc.rawConn()
+	if rc == nil {
+		return nil, nil
+	}
+	if !w.committed {
+		if err := w.commit(false); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.failed(w.fc.bw.Flush()); err != nil {
+		return nil, err
+	}
+	return rc, nil
+}
+
+// rawWrote counts n body bytes written to the caller's socket after
+// rawBody, and records the write's failure.
+func (w *fastResponse) rawWrote(n int64, err error) {
+	w.n += n
+	w.failed(err)
 }
 
 // FlushError sends what was written so far; http.ResponseController uses

@@ -231,6 +231,9 @@ func (ex *exchange) copyBody(res *http.Response) error {
 		ex.try.armIdle(idle)
 		defer ex.try.stopIdle()
 	}
+	// A long body of known length goes socket to socket once what came
+	// with the head is relayed (the first read takes that).
+	canSplice := !flush && res.ContentLength >= spliceMin && !ex.route.ignoreAbort
 	for {
 		n, rerr := res.Body.Read(buf)
 		if idle > 0 {
@@ -253,6 +256,12 @@ func (ex *exchange) copyBody(res *http.Response) error {
 		if rerr != nil {
 			return rerr
 		}
+		if canSplice {
+			canSplice = false
+			if done, err := ex.spliceBody(res.Body, idle); done {
+				return err
+			}
+		}
 	}
 }
 
@@ -263,14 +272,8 @@ func (ex *exchange) write(p []byte) error {
 	if ex.ignored {
 		return nil
 	}
-	if ex.downDead || ex.callerGone() {
-		ex.downDead = true
-		ex.h.metrics.PreventedWrite("response_body")
-		if ex.route.ignoreAbort {
-			ex.ignoreCaller(hangup.StreamResponse)
-			return nil
-		}
-		return errCallerGone
+	if err := ex.mayWrite(); err != nil || ex.ignored {
+		return err
 	}
 	n, err := ex.w.Write(p)
 	ex.bytesOut += int64(n)
@@ -282,6 +285,23 @@ func (ex *exchange) write(p []byte) error {
 		}
 	}
 	return err
+}
+
+// mayWrite checks, before a write of the response body, that the caller's
+// socket has not ended; if it has, it counts a prevented write (rule R2)
+// and returns an error, or on an ignore_client_abort route starts
+// dropping the body.
+func (ex *exchange) mayWrite() error {
+	if !ex.downDead && !ex.callerGone() {
+		return nil
+	}
+	ex.downDead = true
+	ex.h.metrics.PreventedWrite("response_body")
+	if ex.route.ignoreAbort {
+		ex.ignoreCaller(hangup.StreamResponse)
+		return nil
+	}
+	return errCallerGone
 }
 
 var errCallerGone = errors.New("caller hung up")

@@ -12,15 +12,9 @@ import (
 // TCP socket (under TLS too) finds EOF, an error, a byte, or nothing yet.
 func (pc *h1Conn) alive() bool {
 	if pc.peek == nil {
-		sc, ok := pc.raw.Conn.(syscall.Conn)
-		if !ok {
+		if pc.rawConn() == nil {
 			return true // not a socket: nothing to look at
 		}
-		rc, err := sc.SyscallConn()
-		if err != nil {
-			return false
-		}
-		pc.rc = rc
 		pc.peek = pc.peekSocket
 	}
 	pc.peekLive = false

@@ -34,7 +34,7 @@ type h1Conn struct {
 	unwatch  func() bool
 	idleAt   time.Time // when it last went idle; guarded by t.mu while idle
 
-	// For alive, made on its first use.
+	// The socket, made on first use (rawConn), and alive's state.
 	rc       syscall.RawConn
 	peek     func(fd uintptr) bool
 	peekLive bool
@@ -89,6 +89,17 @@ func (pc *h1Conn) Write(p []byte) (int, error) {
 
 // close closes the connection. It never goes back to the idle list.
 func (pc *h1Conn) close() { pc.raw.Close() }
+
+// rawConn returns the raw TCP socket under the connection (under TLS too),
+// or nil if it is not a socket.
+func (pc *h1Conn) rawConn() syscall.RawConn {
+	if pc.rc == nil {
+		if sc, ok := pc.raw.Conn.(syscall.Conn); ok {
+			pc.rc, _ = sc.SyscallConn()
+		}
+	}
+	return pc.rc
+}
 
 // watch closes the connection as soon as ctx is done, wherever the exchange
 // is (rule R1: the upstream sees the connection end at once). The returned
@@ -369,12 +380,18 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		return 0, errBodyClosed
 	}
 	n, err := b.src.Read(p)
+	return n, b.settle(err)
+}
+
+// settle ends a read of the body (state bodyReading) that returned err:
+// the body stays open, or is done and its connection settled.
+func (b *h1Body) settle(err error) error {
 	switch {
 	case err == nil:
 		if !b.state.CompareAndSwap(bodyReading, bodyOpen) {
 			b.closedWhileReading()
 		}
-		return n, nil
+		return nil
 	case err == io.EOF:
 		b.err = io.EOF
 		if b.state.CompareAndSwap(bodyReading, bodyDone) {
@@ -382,7 +399,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		} else {
 			b.closedWhileReading()
 		}
-		return n, io.EOF
+		return io.EOF
 	}
 	if wr := b.endWriter(); wr.closedConn {
 		err = wr.err // the request's body failed, and ended the exchange
@@ -398,7 +415,49 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	} else {
 		b.closedWhileReading()
 	}
-	return n, err
+	return err
+}
+
+// RawRest offers the rest of the body as bytes to read straight from the
+// connection's socket, for a reader that moves them without user space
+// (internal/splice): only for a body of declared length, with left > 0
+// bytes to come and none of them buffered, on a plain TCP connection. On
+// ok the body is being read (Close may come concurrently, and closes the
+// socket under the reader); the reader reads at most left bytes from rc,
+// and must then call RawDone.
+func (b *h1Body) RawRest() (rc syscall.RawConn, left int64, ok bool) {
+	lb, isLength := b.src.(*lengthBody)
+	if !isLength || lb.Left <= 0 || b.br.Buffered() > 0 || b.pc.conn != net.Conn(b.pc.raw) {
+		return nil, 0, false
+	}
+	if rc = b.pc.rawConn(); rc == nil {
+		return nil, 0, false
+	}
+	if !b.state.CompareAndSwap(bodyOpen, bodyReading) {
+		return nil, 0, false
+	}
+	return rc, lb.Left, true
+}
+
+// RawDone ends what RawRest began: n bytes of the body were read from the
+// socket, and the read ended with err: nil if the reader stopped for its
+// own reasons (the body stays open, and may be read on or closed), io.EOF
+// if the socket ended. It returns what a Read would have: io.EOF once the
+// whole body is read, else the read's error.
+func (b *h1Body) RawDone(n int64, err error) error {
+	lb := b.src.(*lengthBody)
+	lb.Left -= n
+	b.pc.nread += n
+	switch {
+	case lb.Left == 0 && err == nil:
+		err = io.EOF
+	case err == io.EOF:
+		err = io.ErrUnexpectedEOF // shorter than declared
+	}
+	if err != nil && err != io.EOF {
+		b.pc.rerr = err
+	}
+	return b.settle(err)
 }
 
 // closedWhileReading finishes a Close that came during a Read: the reader

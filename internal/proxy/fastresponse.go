@@ -230,9 +230,10 @@ func (w *fastResponse) failed(err error) error {
 
 // rawBody readies the response for its next n body bytes to be written
 // straight to the caller's socket (spliceBody): the head and all before it
-// are flushed. It returns a nil socket, and nothing changed, if the
-// response cannot take them so: not n bytes left of a declared length, or
-// not a TCP socket. An error means the caller's side ended.
+// are flushed. It returns a nil socket if the response cannot take them
+// so: not n bytes left of a declared length, not a TCP socket, or a head
+// that went out chunked; the response then takes its body through Write as
+// before. An error means the caller's side ended.
 func (w *fastResponse) rawBody(n int64) (syscall.RawConn, error) {
 	if !w.wrote || w.err != nil || w.noBody || w.chunked || w.cl < 0 || w.cl-w.n < n {
 		return nil, w.err
@@ -244,6 +245,9 @@ func (w *fastResponse) rawBody(n int64) (syscall.RawConn, error) {
 	if !w.committed {
 		if err := w.commit(false); err != nil {
 			return nil, err
+		}
+		if w.chunked {
+			return nil, nil // the head chose chunks after all (trailers)
 		}
 	}
 	if err := w.failed(w.fc.bw.Flush()); err != nil {

@@ -214,7 +214,7 @@ func (e callerWriteError) Unwrap() error { return e.err }
 
 // copyBody copies the response body, flushing at once when the response
 // streams (no length, or server-sent events), and enforcing the idle-body
-// timeout. A nil return means the body arrived whole.
+// timeout on every read. A nil return means the body arrived whole.
 func (ex *exchange) copyBody(res *http.Response) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
@@ -224,20 +224,20 @@ func (ex *exchange) copyBody(res *http.Response) error {
 	if flush {
 		rc = http.NewResponseController(ex.w)
 	}
-	// The timeout ends the attempt, whose context the response body
-	// reads under; classify finds its cause there.
+	// The idle-body timeout times each wait for the upstream, not the
+	// writes to a slow caller. It ends the attempt, whose context the
+	// response body reads under; classify finds its cause there.
 	idle := ex.route.idleBody
-	if idle > 0 {
-		ex.try.armIdle(idle)
-		defer ex.try.stopIdle()
-	}
 	// A long body of known length goes socket to socket once what came
 	// with the head is relayed (the first read takes that).
 	canSplice := !flush && res.ContentLength >= spliceMin && !ex.route.ignoreAbort
 	for {
-		n, rerr := res.Body.Read(buf)
 		if idle > 0 {
 			ex.try.armIdle(idle)
+		}
+		n, rerr := res.Body.Read(buf)
+		if idle > 0 {
+			ex.try.stopIdle()
 		}
 		if n > 0 {
 			if werr := ex.write(buf[:n]); werr != nil {

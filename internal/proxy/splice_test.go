@@ -155,3 +155,42 @@ func TestSpliceCallerHangUp(t *testing.T) {
 		})
 	}
 }
+
+// The idle-body timeout times the upstream, not the caller: a caller that
+// stops reading for longer than idle_body, while the upstream has long
+// sent everything, still gets the whole body, spliced or copied.
+func TestIdleBodyTimesOnlyTheUpstream(t *testing.T) {
+	body := longBody(8 << 20)
+	for _, chunked := range []bool{false, true} {
+		t.Run(fmt.Sprint("chunked=", chunked), func(t *testing.T) {
+			up := hanguptest.NewUpstream(t, func(c *hanguptest.ServerConn) {
+				if _, err := c.ReadRequest(); err != nil {
+					return
+				}
+				c.Conn.SetWriteDeadline(time.Now().Add(hanguptest.Timeout))
+				if chunked {
+					fmt.Fprintf(c.Conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n", len(body))
+					c.Conn.Write(body)
+					io.WriteString(c.Conn, "\r\n0\r\n\r\n")
+				} else {
+					fmt.Fprintf(c.Conn, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
+					c.Conn.Write(body)
+				}
+				c.WaitPeerClose(hanguptest.Timeout)
+			})
+			h := start(t, "", routeOpts{upstream: up.URL, extra: "    timeouts:\n      idle_body: 200ms\n"})
+			c := hanguptest.Dial(t, h.addr)
+			c.Send("GET /slow HTTP/1.1\r\nHost: app\r\n\r\n")
+			res, err := c.ReadResponse("GET")
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(600 * time.Millisecond) // the proxy's writes block meanwhile
+			got, err := io.ReadAll(res.Body)
+			if err != nil || !bytes.Equal(got, body) {
+				t.Fatalf("read %d of %d bytes (equal: %v), err %v", len(got), len(body), bytes.Equal(got, body), err)
+			}
+			wantLog(t, h.logs.next(t, "/slow"), map[string]any{"status": 200, "side": "none"})
+		})
+	}
+}

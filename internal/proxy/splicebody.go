@@ -44,7 +44,7 @@ type rawWriter interface {
 //
 // The rules hold as for a copy: the caller is checked before every write
 // (R2), a hang-up of either side ends the relay with that side's error,
-// and the idle-body timer is re-armed after every read.
+// and the idle-body timeout times every read.
 func (ex *exchange) spliceBody(body io.Reader, idle time.Duration) (bool, error) {
 	rb, ok := body.(rawBody)
 	if !ok {
@@ -63,18 +63,26 @@ func (ex *exchange) spliceBody(body io.Reader, idle time.Duration) (bool, error)
 	if !ok {
 		return false, nil
 	}
-	dst, werr := rw.rawBody(left)
-	if dst == nil && werr == nil {
-		return false, rb.RawDone(0, nil) // still open: copy on
+	// Flushing what rawBody flushes is a write: the caller is checked
+	// first.
+	var dst syscall.RawConn
+	werr := ex.mayWrite()
+	if werr == nil {
+		if dst, werr = rw.rawBody(left); dst == nil && werr == nil {
+			return false, rb.RawDone(0, nil) // still open: copy on
+		}
 	}
 	var read, wrote int64
 	var rerr error
 	for werr == nil && read < left {
+		if idle > 0 {
+			ex.try.armIdle(idle)
+		}
 		var n int
 		n, rerr = p.Fill(src, int(min(left-read, spliceChunk)))
 		read += int64(n)
 		if idle > 0 {
-			ex.try.armIdle(idle)
+			ex.try.stopIdle()
 		}
 		if rerr == nil && n == 0 {
 			rerr = io.EOF

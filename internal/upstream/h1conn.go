@@ -426,17 +426,17 @@ func (b *h1Body) settle(err error) error {
 // socket under the reader); the reader reads at most left bytes from rc,
 // and must then call RawDone.
 func (b *h1Body) RawRest() (rc syscall.RawConn, left int64, ok bool) {
-	lb, isLength := b.src.(*lengthBody)
-	if !isLength || lb.Left <= 0 || b.br.Buffered() > 0 || b.pc.conn != net.Conn(b.pc.raw) {
-		return nil, 0, false
-	}
-	if rc = b.pc.rawConn(); rc == nil {
-		return nil, 0, false
-	}
 	if !b.state.CompareAndSwap(bodyOpen, bodyReading) {
-		return nil, 0, false
+		return nil, 0, false // done, or closed: br may be gone
 	}
-	return rc, lb.Left, true
+	lb, isLength := b.src.(*lengthBody)
+	if isLength && lb.Left > 0 && b.br.Buffered() == 0 && b.pc.conn == net.Conn(b.pc.raw) {
+		if rc = b.pc.rawConn(); rc != nil {
+			return rc, lb.Left, true
+		}
+	}
+	b.settle(nil) // open again, or finish a Close that came meanwhile
+	return nil, 0, false
 }
 
 // RawDone ends what RawRest began: n bytes of the body were read from the

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard-proxy/switchboard/internal/rawio"
 )
 
 // callerConn is a caller's connection as accepted by a listener. It records
@@ -19,6 +21,7 @@ import (
 // the caller sent FIN or RST and exactly when.
 type callerConn struct {
 	net.Conn
+	r    *rawio.Reader // reads the socket; nil if it is not one
 	rerr atomic.Pointer[readErr]
 
 	// The peer, worked out once for every request's X-Forwarded-For:
@@ -30,7 +33,7 @@ type callerConn struct {
 }
 
 func newCallerConn(c net.Conn) *callerConn {
-	cc := &callerConn{Conn: c, remote: c.RemoteAddr().String()}
+	cc := &callerConn{Conn: c, remote: c.RemoteAddr().String(), r: rawio.NewReader(c)}
 	if cc.peer = peerAddr(cc.remote); cc.peer.IsValid() {
 		cc.peerIP = cc.peer.String()
 	}
@@ -43,7 +46,13 @@ type readErr struct {
 }
 
 func (c *callerConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	var n int
+	var err error
+	if c.r != nil {
+		n, err = c.r.Read(p) // see rawio
+	} else {
+		n, err = c.Conn.Read(p)
+	}
 	if err != nil && c.rerr.Load() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		c.rerr.CompareAndSwap(nil, &readErr{err: err, at: time.Now()})
 	}

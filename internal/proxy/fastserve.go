@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 	"github.com/switchboard-proxy/switchboard/internal/h1"
+	"github.com/switchboard-proxy/switchboard/internal/rawio"
 )
 
 // The HTTP/1.1 fast path. A cleartext listener serves each connection
@@ -170,6 +171,20 @@ type fastConn struct {
 	dead      bool            // the caller's side ended: serve no more
 	recent    h1.Recent       // the strings of the last request head; dropped when idle long
 	rawc      syscall.RawConn // the TCP socket, made on first use (rawConn)
+	w         io.Writer       // what bw writes to, made on first use (writer)
+}
+
+// writer returns what the connection's responses are written through: the
+// socket by raw system calls (see rawio), or the connection.
+func (fc *fastConn) writer() io.Writer {
+	if fc.w == nil {
+		if rw := rawio.NewWriter(fc.c.Conn); rw != nil {
+			fc.w = rw
+		} else {
+			fc.w = fc.c
+		}
+	}
+	return fc.w
 }
 
 // rawConn returns the caller's raw TCP socket, or nil if it is not one.
@@ -575,7 +590,7 @@ func (fc *fastConn) serveRequest(req *http.Request) bool {
 	fc.rq.ctx.Start(fc.ctx) // req's context; forgetRequest ends it
 	if fc.bw == nil {
 		fc.bw = fastWriters.Get().(*bufio.Writer)
-		fc.bw.Reset(fc.c)
+		fc.bw.Reset(fc.writer())
 	}
 	hdr := fastHeaders.Get().(http.Header)
 	defer fastHeaders.Put(hdr)

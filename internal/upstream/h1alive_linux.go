@@ -28,8 +28,9 @@ func (pc *h1Conn) alive() bool {
 func (pc *h1Conn) peekSocket(fd uintptr) bool {
 	var b [1]byte
 	for {
-		// syscall.Recvfrom would allocate room for an address.
-		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+		// syscall.Recvfrom would allocate room for an address; a raw
+		// call does not wake the runtime's monitor (see rawio).
+		_, _, errno := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
 			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		if errno == syscall.EINTR {
 			continue

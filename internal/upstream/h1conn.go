@@ -18,6 +18,7 @@ import (
 
 	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
 	"github.com/switchboard-proxy/switchboard/internal/h1"
+	"github.com/switchboard-proxy/switchboard/internal/rawio"
 )
 
 // h1Conn is one connection of an h1Transport. It is owned by the goroutine
@@ -25,9 +26,11 @@ import (
 type h1Conn struct {
 	t     *h1Transport
 	key   connKey
-	conn  net.Conn // what exchanges read and write: raw, or a *tls.Conn over it
-	raw   *Conn    // the TCP connection; closing it aborts an exchange at once
-	abort func()   // closes raw; made once, for context.AfterFunc
+	conn  net.Conn      // what exchanges read and write: raw, or a *tls.Conn over it
+	raw   *Conn         // the TCP connection; closing it aborts an exchange at once
+	rr    *rawio.Reader // reads raw's socket when conn is raw (no TLS); else nil
+	rw    *rawio.Writer // writes to it likewise
+	abort func()        // closes raw; made once, for context.AfterFunc
 	// The watch of a cancelctx.Ctx in progress, and unwatch, made once.
 	watchCtx *cancelctx.Ctx
 	watchID  uint64
@@ -50,6 +53,9 @@ type h1Conn struct {
 
 func newH1Conn(t *h1Transport, key connKey, c net.Conn) *h1Conn {
 	pc := &h1Conn{t: t, key: key, conn: c, raw: Unwrap(c)}
+	if pc.conn == net.Conn(pc.raw) {
+		pc.rr, pc.rw = rawio.NewReader(pc.raw.Conn), rawio.NewWriter(pc.raw.Conn)
+	}
 	pc.abort = func() { pc.raw.Close() }
 	pc.unwatch = pc.stopWatch
 	return pc
@@ -66,7 +72,13 @@ func (pc *h1Conn) Read(p []byte) (int, error) {
 			p = p[:pc.headLeft]
 		}
 	}
-	n, err := pc.conn.Read(p)
+	var n int
+	var err error
+	if pc.rr != nil {
+		n, err = pc.rr.Read(p) // see rawio
+	} else {
+		n, err = pc.conn.Read(p)
+	}
 	pc.nread += int64(n)
 	if pc.limitHead {
 		pc.headLeft -= int64(n)
@@ -80,7 +92,14 @@ func (pc *h1Conn) Read(p []byte) (int, error) {
 // Write writes to the connection for the exchange's bufio.Writer,
 // remembering a failure.
 func (pc *h1Conn) Write(p []byte) (int, error) {
-	n, err := pc.conn.Write(p)
+	var n int
+	var err error
+	if pc.rw != nil {
+		n, err = pc.rw.Write(p) // see rawio: a plain TCP connection
+		pc.raw.written.Add(int64(n))
+	} else {
+		n, err = pc.conn.Write(p)
+	}
 	if err != nil {
 		pc.werr = err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/switchboard-proxy/switchboard/internal/rawio"
@@ -21,7 +22,8 @@ import (
 // the caller sent FIN or RST and exactly when.
 type callerConn struct {
 	net.Conn
-	r    *rawio.Reader // reads the socket; nil if it is not one
+	rc   syscall.RawConn // the socket; nil if it is not one
+	r    *rawio.Reader   // reads rc; nil if rc is
 	rerr atomic.Pointer[readErr]
 
 	// The peer, worked out once for every request's X-Forwarded-For:
@@ -33,7 +35,8 @@ type callerConn struct {
 }
 
 func newCallerConn(c net.Conn) *callerConn {
-	cc := &callerConn{Conn: c, remote: c.RemoteAddr().String(), r: rawio.NewReader(c)}
+	cc := &callerConn{Conn: c, remote: c.RemoteAddr().String(), rc: rawio.Conn(c)}
+	cc.r = rawio.NewReader(cc.rc)
 	if cc.peer = peerAddr(cc.remote); cc.peer.IsValid() {
 		cc.peerIP = cc.peer.String()
 	}

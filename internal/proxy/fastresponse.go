@@ -238,7 +238,7 @@ func (w *fastResponse) rawBody(n int64) (syscall.RawConn, error) {
 	if !w.wrote || w.err != nil || w.noBody || w.chunked || w.cl < 0 || w.cl-w.n < n {
 		return nil, w.err
 	}
-	rc := w.fc.rawConn()
+	rc := w.fc.c.rc
 	if rc == nil {
 		return nil, nil
 	}

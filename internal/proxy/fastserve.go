@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/switchboard-proxy/switchboard/internal/cancelctx"
@@ -163,38 +162,27 @@ type fastConn struct {
 	wbyte     [1]byte
 	watchRes  chan error // the watcher's result; capacity 1
 	wmu       sync.Mutex
-	wctx      *cancelctx.Ctx  // under wmu: the request the watcher cancels on a hang-up, nil once answered
-	served    int             // requests served
-	waiting   bool            // between requests
-	moved     bool            // the current wait moved to a fresh goroutine
-	idleUntil time.Time       // when the current wait ends; zero for never
-	dead      bool            // the caller's side ended: serve no more
-	recent    h1.Recent       // the strings of the last request head; dropped when idle long
-	rawc      syscall.RawConn // the TCP socket, made on first use (rawConn)
-	w         io.Writer       // what bw writes to, made on first use (writer)
+	wctx      *cancelctx.Ctx // under wmu: the request the watcher cancels on a hang-up, nil once answered
+	served    int            // requests served
+	waiting   bool           // between requests
+	moved     bool           // the current wait moved to a fresh goroutine
+	idleUntil time.Time      // when the current wait ends; zero for never
+	dead      bool           // the caller's side ended: serve no more
+	recent    h1.Recent      // the strings of the last request head; dropped when idle long
+	w         io.Writer      // what bw writes to, made on first use (writer)
 }
 
 // writer returns what the connection's responses are written through: the
 // socket by raw system calls (see rawio), or the connection.
 func (fc *fastConn) writer() io.Writer {
 	if fc.w == nil {
-		if rw := rawio.NewWriter(fc.c.Conn); rw != nil {
+		if rw := rawio.NewWriter(fc.c.rc); rw != nil {
 			fc.w = rw
 		} else {
 			fc.w = fc.c
 		}
 	}
 	return fc.w
-}
-
-// rawConn returns the caller's raw TCP socket, or nil if it is not one.
-func (fc *fastConn) rawConn() syscall.RawConn {
-	if fc.rawc == nil {
-		if sc, ok := fc.c.Conn.(syscall.Conn); ok {
-			fc.rawc, _ = sc.SyscallConn()
-		}
-	}
-	return fc.rawc
 }
 
 // fastSource is what a fastConn's bufio.Reader reads: first the byte the

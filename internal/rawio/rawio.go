@@ -37,11 +37,10 @@ type Reader struct {
 	err error
 }
 
-// NewReader returns a Reader for c, or nil if c is not a socket (or the
-// system is not Linux).
-func NewReader(c net.Conn) *Reader {
-	rc := rawConn(c)
-	if rc == nil {
+// NewReader returns a Reader for the socket rc (see Conn), or nil if rc is
+// nil or the system is not Linux.
+func NewReader(rc syscall.RawConn) *Reader {
+	if rc == nil || !supported {
 		return nil
 	}
 	r := &Reader{rc: rc}
@@ -98,11 +97,10 @@ type Writer struct {
 	err error
 }
 
-// NewWriter returns a Writer for c, or nil if c is not a socket (or the
-// system is not Linux).
-func NewWriter(c net.Conn) *Writer {
-	rc := rawConn(c)
-	if rc == nil {
+// NewWriter returns a Writer for the socket rc (see Conn), or nil if rc is
+// nil or the system is not Linux.
+func NewWriter(rc syscall.RawConn) *Writer {
+	if rc == nil || !supported {
 		return nil
 	}
 	w := &Writer{rc: rc}
@@ -147,9 +145,11 @@ func (w *Writer) write(fd uintptr) bool {
 	return true
 }
 
-func rawConn(c net.Conn) syscall.RawConn {
+// Conn returns the raw socket under c, or nil if c is not a socket. One
+// serves a connection's Reader, Writer and any other raw use of it.
+func Conn(c net.Conn) syscall.RawConn {
 	sc, ok := c.(syscall.Conn)
-	if !ok || !supported {
+	if !ok {
 		return nil
 	}
 	rc, err := sc.SyscallConn()

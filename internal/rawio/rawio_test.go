@@ -46,7 +46,7 @@ func pair(t *testing.T) (a, b *net.TCPConn) {
 // byte arrives in order; the reader sees io.EOF, bare, at the end.
 func TestWriteReadWhole(t *testing.T) {
 	a, b := pair(t)
-	w, r := NewWriter(a), NewReader(b)
+	w, r := NewWriter(Conn(a)), NewReader(Conn(b))
 	want := make([]byte, 48<<20+7)
 	for i := range want {
 		want[i] = byte(i * 7)
@@ -82,7 +82,7 @@ func TestErrors(t *testing.T) {
 	t.Run("deadline", func(t *testing.T) {
 		_, b := pair(t)
 		b.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-		_, err := NewReader(b).Read(make([]byte, 1))
+		_, err := NewReader(Conn(b)).Read(make([]byte, 1))
 		var ne net.Error
 		if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
 			t.Fatalf("err = %v; want a timeout", err)
@@ -90,7 +90,7 @@ func TestErrors(t *testing.T) {
 	})
 	t.Run("closed while reading", func(t *testing.T) {
 		_, b := pair(t)
-		r := NewReader(b)
+		r := NewReader(Conn(b))
 		go func() {
 			time.Sleep(20 * time.Millisecond)
 			b.Close()
@@ -104,12 +104,12 @@ func TestErrors(t *testing.T) {
 		a.SetLinger(0)
 		a.Close()
 		b.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, rerr := NewReader(b).Read(make([]byte, 1))
+		_, rerr := NewReader(Conn(b)).Read(make([]byte, 1))
 		if !errors.Is(rerr, syscall.ECONNRESET) {
 			t.Fatalf("read err = %v; want ECONNRESET", rerr)
 		}
 		var werr error
-		w := NewWriter(b)
+		w := NewWriter(Conn(b))
 		for i := 0; i < 100 && werr == nil; i++ {
 			_, werr = w.Write([]byte("x"))
 		}
@@ -124,7 +124,7 @@ func TestNotASocket(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if NewReader(a) != nil || NewWriter(a) != nil {
+	if Conn(a) != nil || NewReader(Conn(a)) != nil || NewWriter(Conn(a)) != nil {
 		t.Fatal("a net.Pipe end got a raw reader or writer")
 	}
 }
@@ -132,7 +132,7 @@ func TestNotASocket(t *testing.T) {
 // Reads and writes allocate nothing.
 func TestNoAllocs(t *testing.T) {
 	a, b := pair(t)
-	w, r := NewWriter(a), NewReader(b)
+	w, r := NewWriter(Conn(a)), NewReader(Conn(b))
 	p, q := []byte("hello"), make([]byte, 16)
 	if n := testing.AllocsPerRun(100, func() {
 		w.Write(p)

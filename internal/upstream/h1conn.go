@@ -54,7 +54,8 @@ type h1Conn struct {
 func newH1Conn(t *h1Transport, key connKey, c net.Conn) *h1Conn {
 	pc := &h1Conn{t: t, key: key, conn: c, raw: Unwrap(c)}
 	if pc.conn == net.Conn(pc.raw) {
-		pc.rr, pc.rw = rawio.NewReader(pc.raw.Conn), rawio.NewWriter(pc.raw.Conn)
+		rc := pc.rawConn()
+		pc.rr, pc.rw = rawio.NewReader(rc), rawio.NewWriter(rc)
 	}
 	pc.abort = func() { pc.raw.Close() }
 	pc.unwatch = pc.stopWatch
@@ -113,9 +114,7 @@ func (pc *h1Conn) close() { pc.raw.Close() }
 // or nil if it is not a socket.
 func (pc *h1Conn) rawConn() syscall.RawConn {
 	if pc.rc == nil {
-		if sc, ok := pc.raw.Conn.(syscall.Conn); ok {
-			pc.rc, _ = sc.SyscallConn()
-		}
+		pc.rc = rawio.Conn(pc.raw.Conn)
 	}
 	return pc.rc
 }
